@@ -1,0 +1,101 @@
+"""THE table of formats: one entry per RDF or SPARQL-results syntax.
+
+Dumps, content negotiation of documents, SPARQL results and the catalogue all read this table,
+so a format is added in one place. Each entry names its IANA media type, file extension, the
+pyoxigraph format object and the EU file-type IRI portals recognise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+
+EU_FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
+IANA = "https://www.iana.org/assignments/media-types/"
+
+
+@dataclass(frozen=True)
+class Format:
+    """A serialisation: how it is named on the wire, on disk and in pyoxigraph."""
+
+    name: str
+    media_type: str
+    extension: str
+    label: str
+    rdf: ox.RdfFormat | None = None
+    results: ox.QueryResultsFormat | None = None
+    eu_file_type: str | None = None
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def iana_iri(self) -> str:
+        return IANA + self.media_type
+
+    @property
+    def eu_iri(self) -> str | None:
+        return EU_FILE_TYPE + self.eu_file_type if self.eu_file_type else None
+
+    @property
+    def content_type(self) -> str:
+        """Content-Type header value (text types declare UTF-8)."""
+        textual = self.media_type.startswith("text/") or self.media_type in TEXTUAL
+        return f"{self.media_type}; charset=utf-8" if textual else self.media_type
+
+
+TEXTUAL = {"application/n-triples", "application/n-quads", "application/trig"}
+
+TURTLE = Format("turtle", "text/turtle", "ttl", "Turtle", rdf=ox.RdfFormat.TURTLE,
+                eu_file_type="RDF_TURTLE", aliases=("application/x-turtle",))
+NTRIPLES = Format("ntriples", "application/n-triples", "nt", "N-Triples",
+                  rdf=ox.RdfFormat.N_TRIPLES, eu_file_type="RDF_N_TRIPLES")
+NQUADS = Format("nquads", "application/n-quads", "nq", "N-Quads", rdf=ox.RdfFormat.N_QUADS,
+                eu_file_type="RDF_N_QUADS", aliases=("text/x-nquads",))
+TRIG = Format("trig", "application/trig", "trig", "TriG", rdf=ox.RdfFormat.TRIG,
+              eu_file_type="RDF_TRIG")
+JSONLD = Format("jsonld", "application/ld+json", "jsonld", "JSON-LD", rdf=ox.RdfFormat.JSON_LD,
+                eu_file_type="JSON_LD")
+RDFXML = Format("rdfxml", "application/rdf+xml", "rdf", "RDF/XML", rdf=ox.RdfFormat.RDF_XML,
+                eu_file_type="RDF_XML", aliases=("application/xml",))
+HTML = Format("html", "text/html", "html", "HTML", eu_file_type="HTML",
+              aliases=("application/xhtml+xml",))
+
+SPARQL_JSON = Format("json", "application/sparql-results+json", "srj", "SPARQL JSON",
+                     results=ox.QueryResultsFormat.JSON, eu_file_type="JSON",
+                     aliases=("application/json",))
+SPARQL_XML = Format("xml", "application/sparql-results+xml", "srx", "SPARQL XML",
+                    results=ox.QueryResultsFormat.XML, eu_file_type="XML",
+                    aliases=("application/xml",))
+CSV = Format("csv", "text/csv", "csv", "CSV", results=ox.QueryResultsFormat.CSV,
+             eu_file_type="CSV")
+TSV = Format("tsv", "text/tab-separated-values", "tsv", "TSV",
+             results=ox.QueryResultsFormat.TSV, eu_file_type="TSV")
+
+#: Formats of RDF documents (graphs), in order of preference when the client has none.
+GRAPH_FORMATS: tuple[Format, ...] = (TURTLE, JSONLD, RDFXML, NTRIPLES, NQUADS, TRIG)
+#: Formats a resource document (/doc/...) is offered in.
+DOCUMENT_FORMATS: tuple[Format, ...] = (TURTLE, JSONLD, RDFXML, NTRIPLES, HTML)
+#: Formats of SELECT/ASK results, the first one being the default.
+RESULTS_FORMATS: tuple[Format, ...] = (SPARQL_JSON, SPARQL_XML, CSV, TSV)
+#: Formats of the release dumps.
+DUMP_FORMATS: tuple[Format, ...] = (NTRIPLES, TURTLE, JSONLD, NQUADS)
+
+ALL: tuple[Format, ...] = (*GRAPH_FORMATS, HTML, *RESULTS_FORMATS)
+
+
+def by_extension(extension: str, among: tuple[Format, ...] = ALL) -> Format | None:
+    """The format whose extension (or name, so ``?format=turtle`` works too) is given."""
+    wanted = extension.lower().lstrip(".")
+    for fmt in among:
+        if wanted in (fmt.extension, fmt.name):
+            return fmt
+    return None
+
+
+def by_media_type(media_type: str, among: tuple[Format, ...] = ALL) -> Format | None:
+    """The format with this media type (parameters ignored), or None."""
+    wanted = media_type.split(";", 1)[0].strip().lower()
+    for fmt in among:
+        if wanted == fmt.media_type or wanted in fmt.aliases:
+            return fmt
+    return None

@@ -1,0 +1,81 @@
+"""Settings: declared once, with help text; read from labgraph.toml, then LABGRAPH_* env vars.
+
+CLI flags override both (the CLI passes them as keyword arguments to :func:`load`). Declaring each
+setting here with its description lets ``labgraph settings`` and the docs list them all, and a test
+checks that docs/deploy.md mentions every one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE = "labgraph.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of labgraph, with its default for a public deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABGRAPH_", toml_file=CONFIG_FILE, extra="forbid", validate_default=True
+    )
+
+    base: str = Field(
+        "https://w3id.org/labgraph",
+        description="Base IRI of every URI minted ({base}/id/lab/{id}); no trailing slash.",
+    )
+    data_dir: Path = Field(Path("data"), description="Folder of the record files (CSV).")
+    releases_dir: Path = Field(Path("releases"), description="Folder where releases are written.")
+    ontology: Path = Field(Path("ontology/labgraph.ttl"), description="The ontology file.")
+    shapes: Path = Field(Path("shapes/labgraph.ttl"), description="The SHACL shapes file.")
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(8000, description="Port the server listens on.")
+    query_timeout: float = Field(
+        30.0, gt=0, description="Seconds a SPARQL query may run before it is stopped (503)."
+    )
+    max_concurrent_queries: int = Field(
+        4, ge=1, description="Queries evaluated at once; past it, 503 with Retry-After."
+    )
+    max_query_bytes: int = Field(
+        65536, ge=1024, description="Largest accepted query or request body, in bytes (413)."
+    )
+    max_url_bytes: int = Field(8192, ge=256, description="Longest accepted request URL (414).")
+    max_result_rows: int = Field(
+        100000, ge=1, description="Most rows or triples a query may return; past it, an error."
+    )
+    rate_limit: float = Field(
+        10.0, ge=0, description="SPARQL requests per second per client address (0: no limit)."
+    )
+    rate_burst: int = Field(40, ge=1, description="Requests a client may burst above the rate.")
+
+    @field_validator("base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"base must be an absolute http(s) IRI, got {value!r}")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: CLI flags (init) > environment > labgraph.toml > defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings with CLI flags applied; flags left to None do not override anything."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
