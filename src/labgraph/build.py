@@ -21,7 +21,7 @@ from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
-from .release import Release, clean_staging, dump_name, staging
+from .release import Release, clean_staging, staging
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -109,6 +109,22 @@ def turtle(triples: list[ox.Triple], prefixes: dict[str, str]) -> bytes:
     return b"".join(sorted(head)) + b"".join(body)
 
 
+#: Dump file stem of each record type ("labs.ttl"); the whole graph is "labgraph.ttl".
+DUMP_NAMES = {"lab": "labs", "institution": "institutions", "project": "projects",
+              "event": "events", "figure": "figures", "source": "sources"}
+
+
+def serialise(triples: list[ox.Triple], prefixes: dict[str, str]) -> dict[formats.Format, bytes]:
+    """Every dump format of sorted triples, deterministically."""
+    nt = "".join(f"{t} .\n" for t in triples).encode("utf-8")
+    return {
+        formats.NTRIPLES: nt,
+        formats.TURTLE: turtle(triples, prefixes),
+        formats.JSONLD: jsonld.dumps(triples),
+        formats.NQUADS: nt,  # the data is the default graph: N-Quads lines equal N-Triples lines
+    }
+
+
 def write_release(settings: Settings, mapped: Mapped, report: Report, *,
                   now: dt.datetime | None = None, switch: bool = True) -> Release:
     """Serialise every dump, the report and the manifest; commit atomically."""
@@ -116,18 +132,20 @@ def write_release(settings: Settings, mapped: Mapped, report: Report, *,
     triples = mapped.triples
     nt = "".join(f"{t} .\n" for t in triples).encode("utf-8")
     release_id = f"{built:%Y%m%dT%H%M%SZ}-{hashlib.sha256(nt).hexdigest()[:8]}"
-    dumps: dict[formats.Format, bytes] = {
-        formats.NTRIPLES: nt,
-        formats.NQUADS: nt,  # the data is the default graph: N-Quads lines equal N-Triples lines
-        formats.TURTLE: turtle(triples, turtle_prefixes(settings.base)),
-        formats.JSONLD: jsonld.dumps(triples),
-    }
+    prefixes = turtle_prefixes(settings.base)
+    by_type: dict[str, list[ox.Triple]] = {}
+    for t in triples:
+        rec = mapped.subjects.get(t.subject.value)
+        if rec is not None:
+            by_type.setdefault(rec.type, []).append(t)
     counts = {"triples": len(triples)}
     for rec in mapped.subjects.values():
         counts[rec.type] = counts.get(rec.type, 0) + 1
     with staging(settings.releases_dir, release_id) as stage:
-        for fmt in formats.DUMP_FORMATS:
-            stage.add(dump_name(fmt), dumps[fmt], fmt.media_type, gzip_copy=True)
+        for name, part in (("labgraph", triples), *((DUMP_NAMES[t], by_type[t])
+                                                     for t in sorted(by_type))):
+            for fmt, data in serialise(part, prefixes).items():
+                stage.add(f"{name}.{fmt.extension}", data, fmt.media_type, gzip_copy=True)
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import formats
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
@@ -206,7 +205,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def dump_name(fmt: formats.Format) -> str:
-    return f"labgraph.{fmt.extension}"
