@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyoxigraph as ox
 
@@ -70,23 +69,30 @@ def _jobs(n_records: int) -> int:
     return min(os.cpu_count() or 1, 4) if n_records > 4000 else 1
 
 
-def build(settings: Settings, *, progress: Progress = _quiet, switch: bool = True,
-          jobs: int | None = None, now: dt.datetime | None = None) -> Outcome:
+def build(
+    settings: Settings,
+    *,
+    progress: Progress = _quiet,
+    switch: bool = True,
+    jobs: int | None = None,
+    now: dt.datetime | None = None,
+) -> Outcome:
     """Check the records and, when valid, write a release and make it current."""
     outcome = check(settings, progress=progress, jobs=jobs)
     if not outcome.ok or outcome.mapped is None or outcome.report is None:
         return outcome
     clean_staging(settings.releases_dir)
     progress("writing release")
-    outcome.release = write_release(settings, outcome.mapped, outcome.report,
-                                    now=now, switch=switch)
+    outcome.release = write_release(
+        settings, outcome.mapped, outcome.report, now=now, switch=switch
+    )
     return outcome
 
 
 def source_digest(settings: Settings) -> str:
     """Digest of every input (records, ontology, shapes): what the release was built from."""
     h = hashlib.sha256()
-    inputs = sorted(settings.data_dir.glob("*.csv")) + [settings.ontology, settings.shapes]
+    inputs = [*sorted(settings.data_dir.glob("*.csv")), settings.ontology, settings.shapes]
     for path in inputs:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -100,33 +106,25 @@ def turtle_prefixes(base: str) -> dict[str, str]:
     return prefixes
 
 
-def turtle(triples: list[ox.Triple], prefixes: dict[str, str]) -> bytes:
-    """Turtle of sorted triples, prefix lines sorted too (the writer's own order is unspecified)."""
-    text = ox.serialize(triples, format=ox.RdfFormat.TURTLE, prefixes=prefixes)
-    head, body = [], []
-    for line in text.splitlines(keepends=True):
-        (head if line.startswith(b"@prefix ") and not body else body).append(line)
-    return b"".join(sorted(head)) + b"".join(body)
-
-
 #: Dump file stem of each record type ("labs.ttl"); the whole graph is "labgraph.ttl".
-DUMP_NAMES = {"lab": "labs", "institution": "institutions", "project": "projects",
-              "event": "events", "figure": "figures", "source": "sources"}
+DUMP_NAMES = {
+    "lab": "labs",
+    "institution": "institutions",
+    "project": "projects",
+    "event": "events",
+    "figure": "figures",
+    "source": "sources",
+}
 
 
-def serialise(triples: list[ox.Triple], prefixes: dict[str, str]) -> dict[formats.Format, bytes]:
-    """Every dump format of sorted triples, deterministically."""
-    nt = "".join(f"{t} .\n" for t in triples).encode("utf-8")
-    return {
-        formats.NTRIPLES: nt,
-        formats.TURTLE: turtle(triples, prefixes),
-        formats.JSONLD: jsonld.dumps(triples),
-        formats.NQUADS: nt,  # the data is the default graph: N-Quads lines equal N-Triples lines
-    }
-
-
-def write_release(settings: Settings, mapped: Mapped, report: Report, *,
-                  now: dt.datetime | None = None, switch: bool = True) -> Release:
+def write_release(
+    settings: Settings,
+    mapped: Mapped,
+    report: Report,
+    *,
+    now: dt.datetime | None = None,
+    switch: bool = True,
+) -> Release:
     """Serialise every dump, the report and the manifest; commit atomically."""
     built = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     triples = mapped.triples
@@ -142,9 +140,12 @@ def write_release(settings: Settings, mapped: Mapped, report: Report, *,
     for rec in mapped.subjects.values():
         counts[rec.type] = counts.get(rec.type, 0) + 1
     with staging(settings.releases_dir, release_id) as stage:
-        for name, part in (("labgraph", triples), *((DUMP_NAMES[t], by_type[t])
-                                                     for t in sorted(by_type))):
-            for fmt, data in serialise(part, prefixes).items():
+        for name, part in (
+            ("labgraph", triples),
+            *((DUMP_NAMES[t], by_type[t]) for t in sorted(by_type)),
+        ):
+            for fmt in formats.DUMP_FORMATS:
+                data = formats.serialize_graph(part, fmt, prefixes)
                 stage.add(f"{name}.{fmt.extension}", data, fmt.media_type, gzip_copy=True)
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)

@@ -41,8 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the records; write nothing")
     _common(p)
-    p.add_argument("--format", choices=("text", "json", "ttl"), default="text",
-                   help="report format (default: text)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "ttl"),
+        default="text",
+        help="report format (default: text)",
+    )
 
     p = sub.add_parser("releases", help="list the releases, the current one marked")
     _common(p)
@@ -51,17 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
-    p.add_argument("--dataset", type=Path,
-                   help="serve this RDF dataset file instead of a release (nq, trig, ttl, nt)")
-    p.add_argument("--query-timeout", dest="query_timeout", type=float,
-                   help="seconds before a query is stopped (default 30)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        help="serve this RDF dataset file instead of a release (nq, trig, ttl, nt)",
+    )
+    p.add_argument(
+        "--query-timeout",
+        dest="query_timeout",
+        type=float,
+        help="seconds before a query is stopped (default 30)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in Settings.model_fields and v is not None}
+    overrides = {
+        k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
+    }
     try:
         settings = load(**overrides)
     except ValidationError as err:
@@ -69,8 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ".".join(str(x) for x in e["loc"])
             print(f"labgraph: setting {where}: {e['msg']}", file=sys.stderr)
         return EXIT_USAGE
-    handler = {"build": _build, "validate": _validate, "releases": _releases,
-               "serve": _serve}[args.command]
+    handler = {"build": _build, "validate": _validate, "releases": _releases, "serve": _serve}[
+        args.command
+    ]
     return handler(settings, args)
 
 
@@ -82,18 +95,20 @@ def _print_problems(problems: Sequence[object]) -> None:
 def _build(settings: Settings, args: argparse.Namespace) -> int:
     from .build import build, stderr_progress
 
-    outcome = build(settings, progress=stderr_progress(), switch=not args.no_switch,
-                    jobs=args.jobs)
+    outcome = build(settings, progress=stderr_progress(), switch=not args.no_switch, jobs=args.jobs)
     if not outcome.ok:
         _print_problems(outcome.problems)
-        print(f"labgraph: {len(outcome.problems)} problem(s); nothing was published",
-              file=sys.stderr)
+        print(
+            f"labgraph: {len(outcome.problems)} problem(s); nothing was published", file=sys.stderr
+        )
         return EXIT_INVALID
     release = outcome.release
     assert release is not None
     counts = release.manifest["counts"]
-    print(f"release {release.id}: {counts['triples']} triples, {counts.get('lab', 0)} labs"
-          f" -> {release.path}")
+    print(
+        f"release {release.id}: {counts['triples']} triples, {counts.get('lab', 0)} labs"
+        f" -> {release.path}"
+    )
     return EXIT_OK
 
 
@@ -106,9 +121,24 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
         if args.format == "json":
             import json
 
-            print(json.dumps({"conforms": False, "problems": [
-                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
-                for p in outcome.problems]}, ensure_ascii=False, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "conforms": False,
+                        "problems": [
+                            {
+                                "file": p.file,
+                                "line": p.line,
+                                "column": p.column,
+                                "message": p.message,
+                            }
+                            for p in outcome.problems
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
         else:
             _print_problems(outcome.problems)
         return EXIT_INVALID

@@ -7,7 +7,9 @@ pyoxigraph format object and the EU file-type IRI portals recognise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyoxigraph as ox
 
@@ -45,31 +47,84 @@ class Format:
 
 TEXTUAL = {"application/n-triples", "application/n-quads", "application/trig"}
 
-TURTLE = Format("turtle", "text/turtle", "ttl", "Turtle", rdf=ox.RdfFormat.TURTLE,
-                eu_file_type="RDF_TURTLE", aliases=("application/x-turtle",))
-NTRIPLES = Format("ntriples", "application/n-triples", "nt", "N-Triples",
-                  rdf=ox.RdfFormat.N_TRIPLES, eu_file_type="RDF_N_TRIPLES")
-NQUADS = Format("nquads", "application/n-quads", "nq", "N-Quads", rdf=ox.RdfFormat.N_QUADS,
-                eu_file_type="RDF_N_QUADS", aliases=("text/x-nquads",))
-TRIG = Format("trig", "application/trig", "trig", "TriG", rdf=ox.RdfFormat.TRIG,
-              eu_file_type="RDF_TRIG")
-JSONLD = Format("jsonld", "application/ld+json", "jsonld", "JSON-LD", rdf=ox.RdfFormat.JSON_LD,
-                eu_file_type="JSON_LD")
-RDFXML = Format("rdfxml", "application/rdf+xml", "rdf", "RDF/XML", rdf=ox.RdfFormat.RDF_XML,
-                eu_file_type="RDF_XML", aliases=("application/xml",))
-HTML = Format("html", "text/html", "html", "HTML", eu_file_type="HTML",
-              aliases=("application/xhtml+xml",))
+TURTLE = Format(
+    "turtle",
+    "text/turtle",
+    "ttl",
+    "Turtle",
+    rdf=ox.RdfFormat.TURTLE,
+    eu_file_type="RDF_TURTLE",
+    aliases=("application/x-turtle",),
+)
+NTRIPLES = Format(
+    "ntriples",
+    "application/n-triples",
+    "nt",
+    "N-Triples",
+    rdf=ox.RdfFormat.N_TRIPLES,
+    eu_file_type="RDF_N_TRIPLES",
+)
+NQUADS = Format(
+    "nquads",
+    "application/n-quads",
+    "nq",
+    "N-Quads",
+    rdf=ox.RdfFormat.N_QUADS,
+    eu_file_type="RDF_N_QUADS",
+    aliases=("text/x-nquads",),
+)
+TRIG = Format(
+    "trig", "application/trig", "trig", "TriG", rdf=ox.RdfFormat.TRIG, eu_file_type="RDF_TRIG"
+)
+JSONLD = Format(
+    "jsonld",
+    "application/ld+json",
+    "jsonld",
+    "JSON-LD",
+    rdf=ox.RdfFormat.JSON_LD,
+    eu_file_type="JSON_LD",
+    aliases=("application/json",),
+)
+RDFXML = Format(
+    "rdfxml",
+    "application/rdf+xml",
+    "rdf",
+    "RDF/XML",
+    rdf=ox.RdfFormat.RDF_XML,
+    eu_file_type="RDF_XML",
+    aliases=("application/xml",),
+)
+HTML = Format(
+    "html", "text/html", "html", "HTML", eu_file_type="HTML", aliases=("application/xhtml+xml",)
+)
 
-SPARQL_JSON = Format("json", "application/sparql-results+json", "srj", "SPARQL JSON",
-                     results=ox.QueryResultsFormat.JSON, eu_file_type="JSON",
-                     aliases=("application/json",))
-SPARQL_XML = Format("xml", "application/sparql-results+xml", "srx", "SPARQL XML",
-                    results=ox.QueryResultsFormat.XML, eu_file_type="XML",
-                    aliases=("application/xml",))
-CSV = Format("csv", "text/csv", "csv", "CSV", results=ox.QueryResultsFormat.CSV,
-             eu_file_type="CSV")
-TSV = Format("tsv", "text/tab-separated-values", "tsv", "TSV",
-             results=ox.QueryResultsFormat.TSV, eu_file_type="TSV")
+SPARQL_JSON = Format(
+    "json",
+    "application/sparql-results+json",
+    "srj",
+    "SPARQL JSON",
+    results=ox.QueryResultsFormat.JSON,
+    eu_file_type="JSON",
+    aliases=("application/json",),
+)
+SPARQL_XML = Format(
+    "xml",
+    "application/sparql-results+xml",
+    "srx",
+    "SPARQL XML",
+    results=ox.QueryResultsFormat.XML,
+    eu_file_type="XML",
+    aliases=("application/xml",),
+)
+CSV = Format("csv", "text/csv", "csv", "CSV", results=ox.QueryResultsFormat.CSV, eu_file_type="CSV")
+TSV = Format(
+    "tsv",
+    "text/tab-separated-values",
+    "tsv",
+    "TSV",
+    results=ox.QueryResultsFormat.TSV,
+    eu_file_type="TSV",
+)
 
 #: Formats of RDF documents (graphs), in order of preference when the client has none.
 GRAPH_FORMATS: tuple[Format, ...] = (TURTLE, JSONLD, RDFXML, NTRIPLES, NQUADS, TRIG)
@@ -99,3 +154,38 @@ def by_media_type(media_type: str, among: tuple[Format, ...] = ALL) -> Format | 
         if wanted == fmt.media_type or wanted in fmt.aliases:
             return fmt
     return None
+
+
+def serialize_graph(
+    triples: Sequence[ox.Triple],
+    fmt: Format,
+    prefixes: Mapping[str, str] | None = None,
+    context: str | dict[str, Any] | None = None,
+) -> bytes:
+    """Triples (already sorted) in ``fmt``, deterministically.
+
+    Turtle's prefix lines are sorted (pyoxigraph's own order is unspecified); JSON-LD is compacted
+    with labgraph's context (inline, or referenced by URL when ``context`` is a string).
+    """
+    if fmt in (NTRIPLES, NQUADS):  # default-graph triples: N-Quads lines equal N-Triples lines
+        return "".join(f"{t} .\n" for t in triples).encode("utf-8")
+    if fmt is JSONLD:
+        from . import jsonld
+
+        return jsonld.dumps(triples, context)
+    if fmt.rdf is None:
+        raise ValueError(f"{fmt.label} is not an RDF syntax")
+    if fmt is TRIG:
+        data = ox.serialize(
+            (ox.Quad(t.subject, t.predicate, t.object) for t in triples),
+            format=fmt.rdf,
+            prefixes=dict(prefixes or {}),
+        )
+    else:
+        data = ox.serialize(triples, format=fmt.rdf, prefixes=dict(prefixes or {}))
+    if fmt is not TURTLE:
+        return data
+    head, body = [], []
+    for line in data.splitlines(keepends=True):
+        (head if line.startswith(b"@prefix ") and not body else body).append(line)
+    return b"".join(sorted(head)) + b"".join(body)

@@ -41,46 +41,69 @@ CLASSES: dict[str, tuple[str, ...]] = {
 #   text: plain string · sameas-wikidata: Wikidata entity URI
 TERMS: dict[str, dict[str, tuple[str, str]]] = {
     "lab": {
-        "name": ("rdfs:label", "lang-fr"), "alt_names": ("skos:altLabel", "lang-fr"),
-        "hosts": ("org:unitOf", "ref"), "kind": ("org:classification", "concept"),
-        "region": ("dct:spatial", "region"), "cities": ("schema:location", "text"),
-        "founded": ("schema:foundingDate", "year"), "website": ("foaf:homepage", "iri"),
-        "skills": ("lg:skill", "concept"), "description": ("dct:description", "lang-fr"),
+        "name": ("rdfs:label", "lang-fr"),
+        "alt_names": ("skos:altLabel", "lang-fr"),
+        "hosts": ("org:unitOf", "ref"),
+        "kind": ("org:classification", "concept"),
+        "region": ("dct:spatial", "region"),
+        "cities": ("schema:location", "text"),
+        "founded": ("schema:foundingDate", "year"),
+        "website": ("foaf:homepage", "iri"),
+        "skills": ("lg:skill", "concept"),
+        "description": ("dct:description", "lang-fr"),
         "source": ("prov:wasDerivedFrom", "source"),
     },
     "institution": {
-        "name": ("rdfs:label", "lang-fr"), "alt_names": ("skos:altLabel", "lang-fr"),
-        "kind": ("org:classification", "concept"), "region": ("dct:spatial", "region"),
-        "parent": ("org:subOrganizationOf", "ref"), "website": ("foaf:homepage", "iri"),
-        "siren": ("org:identifier", "text"), "wikidata": ("owl:sameAs", "wikidata"),
+        "name": ("rdfs:label", "lang-fr"),
+        "alt_names": ("skos:altLabel", "lang-fr"),
+        "kind": ("org:classification", "concept"),
+        "region": ("dct:spatial", "region"),
+        "parent": ("org:subOrganizationOf", "ref"),
+        "website": ("foaf:homepage", "iri"),
+        "siren": ("org:identifier", "text"),
+        "wikidata": ("owl:sameAs", "wikidata"),
         "source": ("prov:wasDerivedFrom", "source"),
     },
     "project": {
-        "name": ("rdfs:label", "lang-fr"), "kind": ("dct:type", "concept"),
-        "carried_by": ("lg:carriedBy", "ref"), "partners": ("lg:partner", "ref"),
-        "started": ("schema:startDate", "date"), "website": ("foaf:homepage", "iri"),
+        "name": ("rdfs:label", "lang-fr"),
+        "kind": ("dct:type", "concept"),
+        "carried_by": ("lg:carriedBy", "ref"),
+        "partners": ("lg:partner", "ref"),
+        "started": ("schema:startDate", "date"),
+        "website": ("foaf:homepage", "iri"),
         "description": ("dct:description", "lang-fr"),
         "source": ("prov:wasDerivedFrom", "source"),
     },
     "event": {
-        "name": ("rdfs:label", "lang-fr"), "kind": ("dct:type", "concept"),
-        "part_of": ("schema:superEvent", "ref"), "edition": ("lg:edition", "integer"),
-        "start": ("schema:startDate", "date"), "end": ("schema:endDate", "date"),
-        "organizers": ("schema:organizer", "ref"), "about": ("schema:about", "ref"),
-        "region": ("dct:spatial", "region"), "location": ("schema:location", "text"),
-        "theme": ("schema:keywords", "lang-fr"), "website": ("foaf:homepage", "iri"),
+        "name": ("rdfs:label", "lang-fr"),
+        "kind": ("dct:type", "concept"),
+        "part_of": ("schema:superEvent", "ref"),
+        "edition": ("lg:edition", "integer"),
+        "start": ("schema:startDate", "date"),
+        "end": ("schema:endDate", "date"),
+        "organizers": ("schema:organizer", "ref"),
+        "about": ("schema:about", "ref"),
+        "region": ("dct:spatial", "region"),
+        "location": ("schema:location", "text"),
+        "theme": ("schema:keywords", "lang-fr"),
+        "website": ("foaf:homepage", "iri"),
         "description": ("dct:description", "lang-fr"),
         "source": ("prov:wasDerivedFrom", "source"),
     },
     "figure": {
-        "about": ("dct:subject", "ref"), "measure": ("lg:measure", "concept"),
-        "value": ("rdf:value", "decimal"), "qualifier": ("lg:qualifier", "concept"),
-        "date": ("dct:date", "date"), "label": ("rdfs:label", "lang-fr"),
+        "about": ("dct:subject", "ref"),
+        "measure": ("lg:measure", "concept"),
+        "value": ("rdf:value", "decimal"),
+        "qualifier": ("lg:qualifier", "concept"),
+        "date": ("dct:date", "date"),
+        "label": ("rdfs:label", "lang-fr"),
         "source": ("prov:wasDerivedFrom", "source"),
     },
     "source": {
-        "title": ("dct:title", "lang-fr"), "publisher": ("dct:publisher", "ref"),
-        "date": ("dct:issued", "date"), "url": ("foaf:page", "iri"),
+        "title": ("dct:title", "lang-fr"),
+        "publisher": ("dct:publisher", "ref"),
+        "date": ("dct:issued", "date"),
+        "url": ("foaf:page", "iri"),
         "note": ("rdfs:comment", "lang-en"),
     },
 }
@@ -111,8 +134,12 @@ def column_index() -> dict[tuple[str, str], str]:
 class Mapper:
     """Turns records into triples under one base; one instance per build."""
 
-    def __init__(self, minter: Minter, schemes: Mapping[str, Mapping[str, Concept]],
-                 index: Mapping[str, Record]) -> None:
+    def __init__(
+        self,
+        minter: Minter,
+        schemes: Mapping[str, Mapping[str, Concept]],
+        index: Mapping[str, Record],
+    ) -> None:
         self.minter = minter
         self.schemes = schemes
         self.index = index
@@ -176,14 +203,18 @@ class Mapper:
                     regions.update(items)
                 elif col.kind == "concept":
                     concepts.update((col.scheme or "", v) for v in items)
-        out = [ox.Triple(self.node(region(code)), RDFS_LABEL, ox.Literal(REGIONS[code], language="fr"))
-               for code in regions]
+        out = [
+            ox.Triple(self.node(region(code)), RDFS_LABEL, ox.Literal(REGIONS[code], language="fr"))
+            for code in regions
+        ]
         for scheme, notation in concepts:
             concept = self.schemes[scheme][notation]
             node = self.node(concept.iri)
             out.append(ox.Triple(node, SKOS_INSCHEME, self.node(expand("lg:" + scheme))))
-            out.extend(ox.Triple(node, SKOS_PREFLABEL, ox.Literal(label, language=lang))
-                       for lang, label in concept.labels)
+            out.extend(
+                ox.Triple(node, SKOS_PREFLABEL, ox.Literal(label, language=lang))
+                for lang, label in concept.labels
+            )
         return out
 
 
@@ -192,8 +223,9 @@ def _decimal(value: Decimal) -> str:
     return text if "." not in text else text.rstrip("0").rstrip(".") or "0"
 
 
-def map_records(records: list[Record], minter: Minter,
-                schemes: Mapping[str, Mapping[str, Concept]]) -> Mapped:
+def map_records(
+    records: list[Record], minter: Minter, schemes: Mapping[str, Mapping[str, Concept]]
+) -> Mapped:
     """The whole graph of ``records``: sorted, duplicate-free, deterministic."""
     index = {r.id: r for r in records}
     mapper = Mapper(minter, schemes, index)

@@ -81,46 +81,104 @@ _ACTORS = ("lab", "institution")
 SCHEMA: dict[str, RecordType] = {
     t.name: t
     for t in (
-        RecordType("lab", "labs.csv", (
-            _ID, _NAME, _c("alt_names", many=True),
-            _c("hosts", "ref", required=True, many=True, refs=("institution",)),
-            _c("kind", "concept", scheme="administration-kind"),
-            _c("region", "region"), _c("cities", many=True), _c("founded", "year"),
-            _c("website", "url"), _c("skills", "concept", many=True, scheme="skill"),
-            _c("description"), _SOURCE,
-        ), required_file=True),
-        RecordType("institution", "institutions.csv", (
-            _ID, _NAME, _c("alt_names", many=True),
-            _c("kind", "concept", scheme="administration-kind"), _c("region", "region"),
-            _c("parent", "ref", refs=("institution",)), _c("website", "url"),
-            _c("siren", "siren"), _c("wikidata", "wikidata"), _SOURCE,
-        ), required_file=True),
-        RecordType("project", "projects.csv", (
-            _ID, _NAME, _c("kind", "concept", scheme="project-kind"),
-            _c("carried_by", "ref", required=True, many=True, refs=_ACTORS),
-            _c("partners", "ref", many=True, refs=_ACTORS), _c("started", "date"),
-            _c("website", "url"), _c("description"), _SOURCE,
-        )),
-        RecordType("event", "events.csv", (
-            _ID, _NAME, _c("kind", "concept", scheme="event-kind"),
-            _c("part_of", "ref", refs=("event",)), _c("edition", "integer"),
-            _c("start", "date"), _c("end", "date"),
-            _c("organizers", "ref", many=True, refs=_ACTORS),
-            _c("about", "ref", many=True, refs=("lab", "project", "institution", "event")),
-            _c("region", "region"), _c("location"), _c("theme"), _c("website", "url"),
-            _c("description"), _SOURCE,
-        )),
-        RecordType("figure", "figures.csv", (
-            _ID, _c("about", "ref", required=True,
-                    refs=("lab", "institution", "project", "event")),
-            _c("measure", "concept", required=True, scheme="measure"),
-            _c("value", "number", required=True), _c("qualifier", "concept", scheme="qualifier"),
-            _c("date", "date", required=True), _c("label"), _SOURCE,
-        )),
-        RecordType("source", "sources.csv", (
-            _ID, _c("title", required=True), _c("publisher", "ref", refs=("institution",)),
-            _c("date", "date"), _c("url", "url"), _c("note"),
-        )),
+        RecordType(
+            "lab",
+            "labs.csv",
+            (
+                _ID,
+                _NAME,
+                _c("alt_names", many=True),
+                _c("hosts", "ref", required=True, many=True, refs=("institution",)),
+                _c("kind", "concept", scheme="administration-kind"),
+                _c("region", "region"),
+                _c("cities", many=True),
+                _c("founded", "year"),
+                _c("website", "url"),
+                _c("skills", "concept", many=True, scheme="skill"),
+                _c("description"),
+                _SOURCE,
+            ),
+            required_file=True,
+        ),
+        RecordType(
+            "institution",
+            "institutions.csv",
+            (
+                _ID,
+                _NAME,
+                _c("alt_names", many=True),
+                _c("kind", "concept", scheme="administration-kind"),
+                _c("region", "region"),
+                _c("parent", "ref", refs=("institution",)),
+                _c("website", "url"),
+                _c("siren", "siren"),
+                _c("wikidata", "wikidata"),
+                _SOURCE,
+            ),
+            required_file=True,
+        ),
+        RecordType(
+            "project",
+            "projects.csv",
+            (
+                _ID,
+                _NAME,
+                _c("kind", "concept", scheme="project-kind"),
+                _c("carried_by", "ref", required=True, many=True, refs=_ACTORS),
+                _c("partners", "ref", many=True, refs=_ACTORS),
+                _c("started", "date"),
+                _c("website", "url"),
+                _c("description"),
+                _SOURCE,
+            ),
+        ),
+        RecordType(
+            "event",
+            "events.csv",
+            (
+                _ID,
+                _NAME,
+                _c("kind", "concept", scheme="event-kind"),
+                _c("part_of", "ref", refs=("event",)),
+                _c("edition", "integer"),
+                _c("start", "date"),
+                _c("end", "date"),
+                _c("organizers", "ref", many=True, refs=_ACTORS),
+                _c("about", "ref", many=True, refs=("lab", "project", "institution", "event")),
+                _c("region", "region"),
+                _c("location"),
+                _c("theme"),
+                _c("website", "url"),
+                _c("description"),
+                _SOURCE,
+            ),
+        ),
+        RecordType(
+            "figure",
+            "figures.csv",
+            (
+                _ID,
+                _c("about", "ref", required=True, refs=("lab", "institution", "project", "event")),
+                _c("measure", "concept", required=True, scheme="measure"),
+                _c("value", "number", required=True),
+                _c("qualifier", "concept", scheme="qualifier"),
+                _c("date", "date", required=True),
+                _c("label"),
+                _SOURCE,
+            ),
+        ),
+        RecordType(
+            "source",
+            "sources.csv",
+            (
+                _ID,
+                _c("title", required=True),
+                _c("publisher", "ref", refs=("institution",)),
+                _c("date", "date"),
+                _c("url", "url"),
+                _c("note"),
+            ),
+        ),
     )
 }
 
@@ -180,8 +238,14 @@ def read(
     known = {t.file for t in SCHEMA.values()}
     for path in sorted(data_dir.glob("*.csv")):
         if path.name not in known:
-            problems.append(Problem(_show(path, root), 0, None,
-                                    f"unknown record file; expected one of {', '.join(sorted(known))}"))
+            problems.append(
+                Problem(
+                    _show(path, root),
+                    0,
+                    None,
+                    f"unknown record file; expected one of {', '.join(sorted(known))}",
+                )
+            )
     for rtype in SCHEMA.values():
         path = data_dir / rtype.file
         shown = _show(path, root)
@@ -210,9 +274,12 @@ def _decode(raw: bytes, shown: str) -> tuple[str | None, Problem | None]:
         line = raw.count(b"\n", 0, err.start) + 1
         col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
         byte = raw[err.start : err.start + 1].hex()
-        return None, Problem(shown, line, None,
-                             f"invalid UTF-8 (byte 0x{byte} at character {col}); "
-                             "save the file as UTF-8")
+        return None, Problem(
+            shown,
+            line,
+            None,
+            f"invalid UTF-8 (byte 0x{byte} at character {col}); save the file as UTF-8",
+        )
 
 
 def _read_file(
@@ -222,8 +289,15 @@ def _read_file(
     if problem or text is None:
         return [], [problem] if problem else []
     if not text.strip():
-        return [], [Problem(shown, 0, None, "file is empty; expected a header row "
-                            f"({', '.join(c.name for c in rtype.columns)})")]
+        return [], [
+            Problem(
+                shown,
+                0,
+                None,
+                "file is empty; expected a header row "
+                f"({', '.join(c.name for c in rtype.columns)})",
+            )
+        ]
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         return [], [Problem(shown, line, None, "binary data (NUL byte): not a CSV text file")]
@@ -236,8 +310,15 @@ def _read_file(
     allowed = {c.name for c in rtype.columns}
     for i, name in enumerate(header):
         if name not in allowed:
-            problems.append(Problem(shown, 1, name or f"#{i + 1}",
-                                    f"unknown column; expected columns are {', '.join(c.name for c in rtype.columns)}"))
+            problems.append(
+                Problem(
+                    shown,
+                    1,
+                    name or f"#{i + 1}",
+                    "unknown column; expected columns are "
+                    + ", ".join(c.name for c in rtype.columns),
+                )
+            )
         elif header.index(name) != i:
             problems.append(Problem(shown, 1, name, "column appears twice"))
     for col in rtype.columns:
@@ -253,15 +334,19 @@ def _read_file(
         except StopIteration:
             break
         except csv.Error as err:
-            problems.append(Problem(shown, start, None, f"malformed CSV: {err} "
-                                    "(check for an unclosed quote)"))
+            problems.append(
+                Problem(shown, start, None, f"malformed CSV: {err} (check for an unclosed quote)")
+            )
             break
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            problems.append(Problem(shown, line, None,
-                                    f"row has {len(row)} cells but the header has {len(header)}"))
+            problems.append(
+                Problem(
+                    shown, line, None, f"row has {len(row)} cells but the header has {len(header)}"
+                )
+            )
             continue
         cells = dict(zip(header, row, strict=True))
         values, found = _parse_row(cells, shown, line, rtype, schemes)
@@ -273,7 +358,10 @@ def _read_file(
 
 
 def _parse_row(
-    cells: Mapping[str, str], shown: str, line: int, rtype: RecordType,
+    cells: Mapping[str, str],
+    shown: str,
+    line: int,
+    rtype: RecordType,
     schemes: Mapping[str, frozenset[str]],
 ) -> tuple[dict[str, Any], list[Problem]]:
     values: dict[str, Any] = {}
@@ -307,8 +395,9 @@ def _parse_cell(col: Column, item: str, schemes: Mapping[str, frozenset[str]]) -
         return item
     if kind == "id":
         if not ID_PATTERN.match(item):
-            raise ValueError("is not a valid id (lower-case letters, digits and hyphens, "
-                             "e.g. lab-archipel)")
+            raise ValueError(
+                "is not a valid id (lower-case letters, digits and hyphens, e.g. lab-archipel)"
+            )
         return item
     if kind == "ref":
         if not ID_PATTERN.match(item):
@@ -328,8 +417,9 @@ def _parse_cell(col: Column, item: str, schemes: Mapping[str, frozenset[str]]) -
         return _date(item)
     if kind == "region":
         if item not in REGIONS:
-            raise ValueError("is not an INSEE region code (two digits, e.g. 84 for "
-                             "Auvergne-Rhône-Alpes)")
+            raise ValueError(
+                "is not an INSEE region code (two digits, e.g. 84 for Auvergne-Rhône-Alpes)"
+            )
         return item
     if kind == "concept":
         allowed = schemes.get(col.scheme or "", frozenset())
@@ -395,8 +485,14 @@ def _check_ids_and_refs(records: list[Record]) -> list[Problem]:
     for rec in records:
         if rec.id in first:
             other = first[rec.id]
-            problems.append(Problem(rec.file, rec.line, "id",
-                                    f'"{rec.id}" is already used by {other.file}:{other.line}'))
+            problems.append(
+                Problem(
+                    rec.file,
+                    rec.line,
+                    "id",
+                    f'"{rec.id}" is already used by {other.file}:{other.line}',
+                )
+            )
         else:
             first[rec.id] = rec
     for rec in records:
@@ -411,14 +507,24 @@ def _check_ids_and_refs(records: list[Record]) -> list[Problem]:
                 found = first.get(target)
                 if found is None:
                     files = " or ".join(SCHEMA[t].file for t in allowed)
-                    problems.append(Problem(rec.file, rec.line, col.name,
-                                            f'"{target}" does not exist in {files}'))
+                    problems.append(
+                        Problem(
+                            rec.file, rec.line, col.name, f'"{target}" does not exist in {files}'
+                        )
+                    )
                 elif found.type not in allowed:
                     files = " or ".join(SCHEMA[t].file for t in allowed)
-                    problems.append(Problem(rec.file, rec.line, col.name,
-                                            f'"{target}" is a {found.type} ({found.file}:'
-                                            f"{found.line}); expected a record of {files}"))
+                    problems.append(
+                        Problem(
+                            rec.file,
+                            rec.line,
+                            col.name,
+                            f'"{target}" is a {found.type} ({found.file}:'
+                            f"{found.line}); expected a record of {files}",
+                        )
+                    )
                 elif found is rec:
-                    problems.append(Problem(rec.file, rec.line, col.name,
-                                            "a record cannot refer to itself"))
+                    problems.append(
+                        Problem(rec.file, rec.line, col.name, "a record cannot refer to itself")
+                    )
     return problems

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 MANIFEST = "manifest.json"
 CURRENT = "current"
 STAGING_PREFIX = ".staging-"
@@ -76,14 +75,19 @@ class Staging:
             packed = gzip.compress(data, compresslevel=6, mtime=0)
             self._write(name + ".gz", packed, "application/gzip", encoding_of=media_type)
 
-    def _write(self, name: str, data: bytes, media_type: str, encoding_of: str | None = None) -> None:
+    def _write(
+        self, name: str, data: bytes, media_type: str, encoding_of: str | None = None
+    ) -> None:
         target = self.path / name
         with open(target, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        entry: dict[str, Any] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                                 "media_type": media_type}
+        entry: dict[str, Any] = {
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "media_type": media_type,
+        }
         if encoding_of:
             entry["compressed_media_type"] = encoding_of
         self.files[name] = entry
@@ -153,7 +157,9 @@ def open_release(path: Path, *, verify: bool = False) -> Release:
         except OSError:
             raise ReleaseError(f"{path}: {name} is missing") from None
         if size != entry.get("bytes"):
-            raise ReleaseError(f"{path}: {name} has {size} bytes, manifest says {entry.get('bytes')}")
+            raise ReleaseError(
+                f"{path}: {name} has {size} bytes, manifest says {entry.get('bytes')}"
+            )
         if verify and hashlib.sha256(target.read_bytes()).hexdigest() != entry.get("sha256"):
             raise ReleaseError(f"{path}: {name} does not match its sha256")
     return Release(path, manifest)

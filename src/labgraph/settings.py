@@ -42,14 +42,23 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a SPARQL query may run before it is stopped (503)."
     )
     max_concurrent_queries: int = Field(
-        4, ge=1, description="Queries evaluated at once; past it, 503 with Retry-After."
+        2,
+        ge=1,
+        description="Query worker processes: queries evaluated at once; past them "
+        "(and queue_wait), 503 with Retry-After.",
     )
     max_query_bytes: int = Field(
         65536, ge=1024, description="Largest accepted query or request body, in bytes (413)."
     )
     max_url_bytes: int = Field(8192, ge=256, description="Longest accepted request URL (414).")
-    max_result_rows: int = Field(
-        100000, ge=1, description="Most rows or triples a query may return; past it, an error."
+    max_result_bytes: int = Field(
+        50_000_000,
+        ge=1024,
+        description="Largest serialised query result, in bytes; past it, an error (never a "
+        "silent truncation).",
+    )
+    queue_wait: float = Field(
+        2.0, ge=0, description="Seconds a query may wait for a free query worker before 503."
     )
     rate_limit: float = Field(
         10.0, ge=0, description="SPARQL requests per second per client address (0: no limit)."

@@ -64,15 +64,23 @@ class Report:
     def to_text(self) -> str:
         if not self.results:
             return f"valid: {self.triples} triples conform to the shapes\n"
-        lines = [str(r.problem()) if r.file else f"<{r.focus}>: {r.message}"
-                 for r in self.results]
+        lines = [str(r.problem()) if r.file else f"<{r.focus}>: {r.message}" for r in self.results]
         lines.append(f"{len(self.violations)} violation(s) in {self.triples} triples")
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> str:
-        return json.dumps({"conforms": self.conforms, "triples": self.triples,
-                           "results": [asdict(r) for r in self.results]},
-                          ensure_ascii=False, indent=2) + "\n"
+        return (
+            json.dumps(
+                {
+                    "conforms": self.conforms,
+                    "triples": self.triples,
+                    "results": [asdict(r) for r in self.results],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n"
+        )
 
     def to_turtle(self) -> str:
         """A W3C SHACL validation report, with the record location as rdfs:comment."""
@@ -89,20 +97,27 @@ class Report:
             if r.path:
                 g.add((node, rdflib.URIRef(SH + "resultPath"), rdflib.URIRef(r.path)))
             g.add((node, rdflib.URIRef(SH + "resultSeverity"), rdflib.URIRef(SH + r.severity)))
-            g.add((node, rdflib.URIRef(SH + "sourceConstraintComponent"),
-                   rdflib.URIRef(r.component)))
+            g.add(
+                (node, rdflib.URIRef(SH + "sourceConstraintComponent"), rdflib.URIRef(r.component))
+            )
             g.add((node, rdflib.URIRef(SH + "resultMessage"), rdflib.Literal(r.message, lang="en")))
             if r.message_fr:
-                g.add((node, rdflib.URIRef(SH + "resultMessage"),
-                       rdflib.Literal(r.message_fr, lang="fr")))
+                g.add(
+                    (
+                        node,
+                        rdflib.URIRef(SH + "resultMessage"),
+                        rdflib.Literal(r.message_fr, lang="fr"),
+                    )
+                )
             if r.file:
                 where = f"{r.file}:{r.line}" + (f' column "{r.column}"' if r.column else "")
                 g.add((node, rdflib.RDFS.comment, rdflib.Literal(where)))
         return g.serialize(format="turtle")
 
 
-def validate(mapped: Mapped, shapes: Path, *, jobs: int = 1,
-             focus: Iterable[str] | None = None) -> Report:
+def validate(
+    mapped: Mapped, shapes: Path, *, jobs: int = 1, focus: Iterable[str] | None = None
+) -> Report:
     """Validate ``mapped`` against the shapes; ``focus`` limits which subjects are checked."""
     subjects = sorted(mapped.subjects if focus is None else set(focus) & set(mapped.subjects))
     by_subject: dict[str, list[str]] = {}
@@ -126,8 +141,9 @@ def validate(mapped: Mapped, shapes: Path, *, jobs: int = 1,
         payloads.append(("".join(sorted(body)), chunk))
     if jobs > 1 and len(payloads) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            raw = [r for part in pool.map(_run, payloads, [shapes_text] * len(payloads))
-                   for r in part]
+            raw = [
+                r for part in pool.map(_run, payloads, [shapes_text] * len(payloads)) for r in part
+            ]
     else:
         raw = [r for p in payloads for r in _run(p, shapes_text)]
     results = sorted({_trace(r, mapped) for r in raw})
@@ -145,7 +161,9 @@ def _run(payload: tuple[str, Sequence[str]], shapes_text: str) -> list[dict[str,
     shapes_graph = rdflib.Graph()
     shapes_graph.parse(data=shapes_text, format="turtle")
     _conforms, report, _text = shacl_validate(
-        data, shacl_graph=shapes_graph, focus_nodes=[rdflib.URIRef(s) for s in focus],
+        data,
+        shacl_graph=shapes_graph,
+        focus_nodes=[rdflib.URIRef(s) for s in focus],
         allow_warnings=True,
     )
     out = []
@@ -158,15 +176,19 @@ def _run(payload: tuple[str, Sequence[str]], shapes_text: str) -> list[dict[str,
                 messages.setdefault(getattr(m, "language", None) or "", str(m))
         path = report.value(result, sh.resultPath)
         value = report.value(result, sh.value)
-        out.append({
-            "focus": str(report.value(result, sh.focusNode)),
-            "path": str(path) if isinstance(path, rdflib.URIRef) else None,
-            "value": str(value) if value is not None else None,
-            "severity": str(report.value(result, sh.resultSeverity)).rsplit("#", 1)[-1],
-            "message": messages.get("en") or messages.get("") or next(iter(messages.values()), ""),
-            "message_fr": messages.get("fr"),
-            "component": str(report.value(result, sh.sourceConstraintComponent)),
-        })
+        out.append(
+            {
+                "focus": str(report.value(result, sh.focusNode)),
+                "path": str(path) if isinstance(path, rdflib.URIRef) else None,
+                "value": str(value) if value is not None else None,
+                "severity": str(report.value(result, sh.resultSeverity)).rsplit("#", 1)[-1],
+                "message": messages.get("en")
+                or messages.get("")
+                or next(iter(messages.values()), ""),
+                "message_fr": messages.get("fr"),
+                "component": str(report.value(result, sh.sourceConstraintComponent)),
+            }
+        )
     return out
 
 
@@ -177,9 +199,16 @@ def _trace(raw: dict[str, str | None], mapped: Mapped) -> Result:
     if record is not None and raw["path"]:
         column = mapped.column_for(record, raw["path"])
     return Result(
-        file=record.file if record else "", line=record.line if record else 0, column=column,
-        focus=focus, path=raw["path"], value=raw["value"], severity=raw["severity"] or "",
-        message=raw["message"] or "", message_fr=raw["message_fr"], component=raw["component"] or "",
+        file=record.file if record else "",
+        line=record.line if record else 0,
+        column=column,
+        focus=focus,
+        path=raw["path"],
+        value=raw["value"],
+        severity=raw["severity"] or "",
+        message=raw["message"] or "",
+        message_fr=raw["message_fr"],
+        component=raw["component"] or "",
     )
 
 

@@ -81,6 +81,8 @@ def load_schemes(ontology: Path) -> dict[str, dict[str, Concept]]:
         if row["label"] is not None:
             entry[1].add((row["label"].language or "", row["label"].value))
     return {
-        scheme: {n: Concept(iri, n, tuple(sorted(labels))) for n, (iri, labels) in sorted(c.items())}
+        scheme: {
+            n: Concept(iri, n, tuple(sorted(labels))) for n, (iri, labels) in sorted(c.items())
+        }
         for scheme, c in sorted(found.items())
     }

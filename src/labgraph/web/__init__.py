@@ -1,0 +1,1 @@
+"""The web face of a release: SPARQL endpoint, Cool URIs, dumps, catalogue and pages."""
