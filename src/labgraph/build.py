@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
-from . import __version__, formats, jsonld
+from . import __version__, catalog, formats, jsonld
 from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
-from .release import Release, clean_staging, staging
+from .release import DUMP_NAMES, Release, clean_staging, staging
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -106,17 +106,6 @@ def turtle_prefixes(base: str) -> dict[str, str]:
     return prefixes
 
 
-#: Dump file stem of each record type ("labs.ttl"); the whole graph is "labgraph.ttl".
-DUMP_NAMES = {
-    "lab": "labs",
-    "institution": "institutions",
-    "project": "projects",
-    "event": "events",
-    "figure": "figures",
-    "source": "sources",
-}
-
-
 def write_release(
     settings: Settings,
     mapped: Mapped,
@@ -152,6 +141,12 @@ def write_release(
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)
         stage.add("validation.ttl", report.to_turtle().encode(), formats.TURTLE.media_type)
         stage.add("validation.json", report.to_json().encode(), "application/json")
+        extra = catalog.release_files(
+            release_id=release_id, built=built, base=settings.base, counts=counts,
+            files=dict(stage.files), graph_nt=nt,
+        )
+        for name, (data, media_type) in sorted(extra.items()):
+            stage.add(name, data, media_type)
         manifest = {
             "generator": f"labgraph {__version__}",
             "built": built.isoformat().replace("+00:00", "Z"),

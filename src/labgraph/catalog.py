@@ -31,6 +31,7 @@ import pyoxigraph as ox
 
 from . import formats
 from .iris import INSEE_REGION, Minter
+from .release import DUMP_NAMES
 from .vocab import LG, PREFIXES
 
 DCAT = "http://www.w3.org/ns/dcat#"
@@ -345,9 +346,6 @@ def dumps(files: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Dump]]:
 
 
 def _stems() -> dict[str, str]:
-    # Imported here: the release writer (in build) imports this module.
-    from .build import DUMP_NAMES
-
     return dict(DUMP_NAMES)
 
 
@@ -713,12 +711,9 @@ def _service_description(rel: _Release) -> _Triples:
 
 def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
     """Deterministic bytes of sorted triples (Turtle prefix lines sorted, as in the dumps)."""
-    if fmt is formats.TURTLE:
-        from .build import turtle
-
-        return turtle(triples, OUTPUT_PREFIXES)
-    assert fmt.rdf is not None
-    return ox.serialize(triples, format=fmt.rdf, prefixes=OUTPUT_PREFIXES)
+    if fmt is formats.JSONLD:  # expanded JSON-LD: the data's short-key context does not apply
+        return ox.serialize(triples, format=ox.RdfFormat.JSON_LD)
+    return formats.serialize_graph(triples, fmt, OUTPUT_PREFIXES)
 
 
 def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],

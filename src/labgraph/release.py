@@ -22,6 +22,15 @@ from typing import Any
 MANIFEST = "manifest.json"
 CURRENT = "current"
 STAGING_PREFIX = ".staging-"
+#: Dump file stem of each record type ("labs.ttl"); the whole graph is "labgraph.ttl".
+DUMP_NAMES = {
+    "lab": "labs",
+    "institution": "institutions",
+    "project": "projects",
+    "event": "events",
+    "figure": "figures",
+    "source": "sources",
+}
 
 
 class ReleaseError(Exception):
