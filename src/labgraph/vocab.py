@@ -36,6 +36,7 @@ PREFIXES: dict[str, str] = {
     "skos": "http://www.w3.org/2004/02/skos/core#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "insee": "http://id.insee.fr/geo/region/",
+    "void": "http://rdfs.org/ns/void#",
 }
 
 

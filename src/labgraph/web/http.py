@@ -1,0 +1,83 @@
+"""HTTP details shared by every route: validators, caching headers, plain errors.
+
+ETags come from the release id (a release never changes), so a client or a CDN revalidates for
+free and every replica serving the same release answers with the same ETag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from email.utils import format_datetime, parsedate_to_datetime
+
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, Response
+
+from ..formats import Format
+from .runtime import Published
+
+CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=60"
+
+
+def etag_for(published: Published, *parts: str) -> str:
+    """A strong validator for one representation of one resource in one release."""
+    digest = hashlib.sha256("\x1f".join((published.id, *parts)).encode()).hexdigest()[:20]
+    return f'"{digest}"'
+
+
+def validators(published: Published, etag: str) -> dict[str, str]:
+    return {
+        "ETag": etag,
+        "Last-Modified": format_datetime(published.modified, usegmt=True),
+        "Cache-Control": CACHE_CONTROL,
+        "X-Labgraph-Release": published.id,
+    }
+
+
+def not_modified(request: Request, etag: str, modified: dt.datetime) -> bool:
+    """True when the client's copy is current (If-None-Match wins over If-Modified-Since)."""
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        tags = [t.strip() for t in inm.split(",")]
+        weak = [t[2:] if t.startswith("W/") else t for t in tags]
+        return "*" in tags or etag in weak
+    ims = request.headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        return modified <= since
+    return False
+
+
+def represent(request: Request, published: Published, body: bytes, fmt: Format, *,
+              etag_parts: tuple[str, ...], extra: dict[str, str] | None = None,
+              vary: bool = True) -> Response:
+    """A cacheable response (or 304) for one negotiated representation."""
+    etag = etag_for(published, *etag_parts, fmt.name)
+    headers = validators(published, etag)
+    if vary:
+        headers["Vary"] = "Accept"
+    headers.update(extra or {})
+    if not_modified(request, etag, published.modified):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=fmt.content_type, headers=headers)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A plain-text error that says what went wrong, for any client."""
+    return PlainTextResponse(message.rstrip() + "\n", status_code=status, headers=headers)
+
+
+def link_header(links: list[tuple[str, str, str | None]]) -> str:
+    """``Link`` header value from (url, rel, media type) triples."""
+    parts = []
+    for url, rel, media_type in links:
+        part = f'<{url}>; rel="{rel}"'
+        if media_type:
+            part += f'; type="{media_type}"'
+        parts.append(part)
+    return ", ".join(parts)

@@ -1,0 +1,122 @@
+"""Shared fixtures: the real data built once, and real servers on loopback.
+
+``server`` starts ``labgraph serve`` as its own process (uvicorn, worker processes and all) on a
+free loopback port, as a user would; ``app_client`` runs the same app in-process for fast tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from labgraph.build import build
+from labgraph.settings import Settings, load
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared(*parts: str) -> Path:
+    """A file of ../shared (conformance data); a missing one fails the test, never skips it."""
+    path = SHARED.joinpath(*parts)
+    assert path.exists(), f"{path} is missing: the shared conformance data must sit beside the repo"
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def repo_settings(**overrides: object) -> Settings:
+    """Settings reading the repository's real data, ontology and shapes."""
+    defaults: dict[str, object] = {
+        "data_dir": REPO / "data",
+        "ontology": REPO / "ontology" / "labgraph.ttl",
+        "shapes": REPO / "shapes" / "labgraph.ttl",
+    }
+    defaults.update(overrides)
+    return load(**defaults)
+
+
+@pytest.fixture(scope="session")
+def releases_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A releases folder holding one release of the real data."""
+    path = tmp_path_factory.mktemp("releases")
+    outcome = build(repo_settings(releases_dir=path))
+    assert outcome.ok, "\n".join(map(str, outcome.problems))
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(releases_dir: Path) -> Settings:
+    return repo_settings(releases_dir=releases_dir)
+
+
+def start_server(args: list[str], *, env: dict[str, str] | None = None,
+                 timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
+    """Run ``labgraph serve`` with ``args`` on a free port; returns (process, base URL)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "labgraph.cli", "serve", "--host", "127.0.0.1",
+           "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"server exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not become ready")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(releases_dir: Path) -> Iterator[str]:
+    """Base URL of a real ``labgraph serve`` over the real data."""
+    proc, url = start_server(["--releases", str(releases_dir),
+                              "--data", str(REPO / "data")])
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process (lifespan started), for fast tests of routes."""
+    from labgraph.web.app import create_app
+
+    with TestClient(create_app(settings), base_url="http://testserver") as c:
+        yield c
