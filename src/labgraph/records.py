@@ -236,6 +236,7 @@ def read(
     if not data_dir.is_dir():
         return Records([], [Problem(_show(data_dir, root), 0, None, "data folder not found")])
     known = {t.file for t in SCHEMA.values()}
+    unreadable: set[str] = set()
     for path in sorted(data_dir.glob("*.csv")):
         if path.name not in known:
             problems.append(
@@ -256,7 +257,9 @@ def read(
         got, found = _read_file(path.read_bytes(), shown, rtype, schemes)
         records.extend(got)
         problems.extend(found)
-    problems.extend(_check_ids_and_refs(records))
+        if found and not got:  # unreadable file or header: its ids are unknown
+            unreadable.add(rtype.name)
+    problems.extend(_check_ids_and_refs(records, unreadable))
     return Records(records, sorted(set(problems)))
 
 
@@ -479,7 +482,12 @@ def _luhn(number: str) -> bool:
     return total % 10 == 0
 
 
-def _check_ids_and_refs(records: list[Record]) -> list[Problem]:
+def _check_ids_and_refs(records: list[Record], unreadable: set[str]) -> list[Problem]:
+    """Duplicate ids and references to missing or mistyped records.
+
+    References into a file that could not be read are not reported: the file's own problem is
+    the one to fix, and a cascade of "does not exist" would bury it.
+    """
     problems: list[Problem] = []
     first: dict[str, Record] = {}
     for rec in records:
@@ -505,6 +513,8 @@ def _check_ids_and_refs(records: list[Record]) -> list[Problem]:
                     continue
                 allowed = ("source",) if col.kind == "source" else col.refs
                 found = first.get(target)
+                if found is None and unreadable.intersection(allowed):
+                    continue
                 if found is None:
                     files = " or ".join(SCHEMA[t].file for t in allowed)
                     problems.append(
