@@ -201,3 +201,27 @@ def test_a_failure_while_writing_leaves_no_trace(mini: Path, monkeypatch: pytest
     releases = mini.parent / "releases"
     assert current(releases).id == first.id  # type: ignore[union-attr]
     assert [p.name for p in releases.iterdir() if p.name.startswith(".staging")] == []
+
+
+def test_incremental_validation_checks_only_changed_records_and_their_dependents(
+        mini: Path) -> None:
+    settings = repo_settings(data_dir=mini, releases_dir=mini.parent / "releases",
+                             base="http://example.invalid/test")
+    first = build(settings)
+    assert first.ok and first.validated == 9
+    again = build(settings)
+    assert again.ok and again.validated == 0
+    institutions = mini / "institutions.csv"
+    institutions.write_text(institutions.read_text(encoding="utf-8").replace(
+        "Institution Deux,I2", "Institution Deux,I-2"), encoding="utf-8")
+    changed = build(settings)
+    # inst-two, plus lab-beta and proj-x that link to it
+    assert changed.ok and changed.validated == 3
+    full = build(settings, full=True)
+    assert full.validated == 9
+    events = mini / "events.csv"
+    events.write_text(events.read_text(encoding="utf-8").replace(
+        "2022-11-02,2022-11-30", "2022-11-30,2022-11-02"), encoding="utf-8")
+    broken = build(settings)
+    assert not broken.ok and broken.validated == 1
+    assert 'column "start"' in str(broken.problems[0])

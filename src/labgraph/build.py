@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
-from .release import DUMP_NAMES, Release, clean_staging, staging
+from .release import DUMP_NAMES, Release, ReleaseError, clean_staging, current, staging
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -37,6 +38,8 @@ class Outcome:
     mapped: Mapped | None = None
     records: Records | None = None
     release: Release | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    validated: int = 0  # records validated in this run (all, or only the changed ones)
 
     @property
     def ok(self) -> bool:
@@ -47,8 +50,15 @@ def _quiet(_: str) -> None:
     return None
 
 
-def check(settings: Settings, *, progress: Progress = _quiet, jobs: int | None = None) -> Outcome:
-    """Read, map and validate the records; never writes anything."""
+def check(
+    settings: Settings, *, progress: Progress = _quiet, jobs: int | None = None, full: bool = True
+) -> Outcome:
+    """Read, map and validate the records; never writes anything.
+
+    With ``full=False``, records unchanged since the current release (same content, same linked
+    records, same ontology, shapes and base) are not validated again: that release was valid, and
+    a record's shapes only look at its own triples and the types of what it links to.
+    """
     for path, what in ((settings.ontology, "ontology"), (settings.shapes, "shapes")):
         if not path.is_file():
             return Outcome([Problem(str(path), 0, None, f"{what} file not found")])
@@ -59,10 +69,49 @@ def check(settings: Settings, *, progress: Progress = _quiet, jobs: int | None =
     if recs.problems:
         return Outcome(list(recs.problems), records=recs)
     progress(f"mapping {len(recs.records)} records")
-    mapped = map_records(recs.records, Minter(settings.base), schemes)
-    progress(f"validating {len(mapped.triples)} triples")
-    report = validate(mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)))
-    return Outcome(report.problems(), report=report, mapped=mapped, records=recs)
+    minter = Minter(settings.base)
+    mapped = map_records(recs.records, minter, schemes)
+    fingerprints = record_fingerprints(recs, minter, settings)
+    focus = None
+    if not full:
+        previous = _previous_fingerprints(settings)
+        focus = [iri for iri, fp in fingerprints.items() if previous.get(iri) != fp]
+        progress(f"validating {len(focus)} changed of {len(fingerprints)} records")
+    else:
+        progress(f"validating {len(mapped.triples)} triples")
+    report = validate(mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus)
+    outcome = Outcome(report.problems(), report=report, mapped=mapped, records=recs)
+    outcome.fingerprints = fingerprints
+    outcome.validated = len(fingerprints) if focus is None else len(focus)
+    return outcome
+
+
+def record_fingerprints(recs: Records, minter: Minter, settings: Settings) -> dict[str, str]:
+    """IRI → digest of everything its validation depends on (record, linked records, rules)."""
+    rules = hashlib.sha256(
+        settings.base.encode() + settings.ontology.read_bytes() + settings.shapes.read_bytes()
+    ).hexdigest()
+    by_id = recs.by_id
+    out = {}
+    for rec in recs.records:
+        linked = sorted(f"{by_id[r].type}:{by_id[r].digest}" for r in rec.refs() if r in by_id)
+        text = "\x1f".join((rules, rec.type, rec.digest, *linked))
+        out[minter.thing(rec.type, rec.id)] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return out
+
+
+FINGERPRINTS = "validation-index.json"
+
+
+def _previous_fingerprints(settings: Settings) -> dict[str, str]:
+    try:
+        release = current(settings.releases_dir)
+    except ReleaseError:
+        return {}
+    if release is None or FINGERPRINTS not in release.manifest["files"]:
+        return {}
+    data = json.loads(release.file(FINGERPRINTS).read_text(encoding="utf-8"))
+    return dict(data.get("records", {}))
 
 
 def _jobs(n_records: int) -> int:
@@ -76,15 +125,24 @@ def build(
     switch: bool = True,
     jobs: int | None = None,
     now: dt.datetime | None = None,
+    full: bool = False,
 ) -> Outcome:
-    """Check the records and, when valid, write a release and make it current."""
-    outcome = check(settings, progress=progress, jobs=jobs)
+    """Check the records and, when valid, write a release and make it current.
+
+    Only records changed since the current release are validated unless ``full`` is set.
+    """
+    outcome = check(settings, progress=progress, jobs=jobs, full=full)
     if not outcome.ok or outcome.mapped is None or outcome.report is None:
         return outcome
     clean_staging(settings.releases_dir)
     progress("writing release")
     outcome.release = write_release(
-        settings, outcome.mapped, outcome.report, now=now, switch=switch
+        settings,
+        outcome.mapped,
+        outcome.report,
+        now=now,
+        switch=switch,
+        fingerprints=outcome.fingerprints,
     )
     return outcome
 
@@ -113,6 +171,7 @@ def write_release(
     *,
     now: dt.datetime | None = None,
     switch: bool = True,
+    fingerprints: dict[str, str] | None = None,
 ) -> Release:
     """Serialise every dump, the report and the manifest; commit atomically."""
     built = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
@@ -141,9 +200,15 @@ def write_release(
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)
         stage.add("validation.ttl", report.to_turtle().encode(), formats.TURTLE.media_type)
         stage.add("validation.json", report.to_json().encode(), "application/json")
+        index = {"records": dict(sorted((fingerprints or {}).items()))}
+        stage.add(FINGERPRINTS, json.dumps(index, indent=0).encode(), "application/json")
         extra = catalog.release_files(
-            release_id=release_id, built=built, base=settings.base, counts=counts,
-            files=dict(stage.files), graph_nt=nt,
+            release_id=release_id,
+            built=built,
+            base=settings.base,
+            counts=counts,
+            files=dict(stage.files),
+            graph_nt=nt,
         )
         for name, (data, media_type) in sorted(extra.items()):
             stage.add(name, data, media_type)

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--jobs", type=int, help="validation processes (default: by size)")
     p.add_argument("--no-switch", action="store_true", help="write the release, keep current")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="validate every record, not only those changed since the current release",
+    )
 
     p = sub.add_parser("validate", help="check the records; write nothing")
     _common(p)
@@ -95,7 +100,13 @@ def _print_problems(problems: Sequence[object]) -> None:
 def _build(settings: Settings, args: argparse.Namespace) -> int:
     from .build import build, stderr_progress
 
-    outcome = build(settings, progress=stderr_progress(), switch=not args.no_switch, jobs=args.jobs)
+    outcome = build(
+        settings,
+        progress=stderr_progress(),
+        switch=not args.no_switch,
+        jobs=args.jobs,
+        full=args.full,
+    )
     if not outcome.ok:
         _print_problems(outcome.problems)
         print(
