@@ -14,11 +14,12 @@ import pytest
 import rdflib
 from rdflib.compare import isomorphic
 
-from conftest import REPO, repo_settings
 from labgraph import formats, jsonld
 from labgraph.build import build
 from labgraph.release import DUMP_NAMES, current, list_releases, open_release
 from labgraph.settings import Settings
+
+from conftest import REPO, repo_settings
 
 MINI = REPO / "tests" / "fixtures" / "mini"
 LG = "https://w3id.org/labgraph/def/"

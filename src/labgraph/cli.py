@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing one read-only store (default 1)",
+    )
+    p.add_argument(
         "--dataset",
         type=Path,
         help="serve this RDF dataset file instead of a release (nq, trig, ttl, nt)",
@@ -171,7 +177,7 @@ def _releases(settings: Settings, args: argparse.Namespace) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from .web.server import serve
 
-    return serve(settings, dataset=args.dataset)
+    return serve(settings, dataset=args.dataset, workers=args.workers)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -164,7 +164,9 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
                 body = formats.serialize_graph(triples, fmt, _doc_prefixes(runtime.minter.base),
                                                context)
             cache.put(key, body)
-        return represent(request, published, body, fmt, etag_parts=("doc", iri),
+        # The representation names the host it was reached at (links, JSON-LD context): so does
+        # its validator. Replicas behind one proxy see one host and agree.
+        return represent(request, published, body, fmt, etag_parts=("doc", iri, key[3]),
                          extra=extra, vary=not dot)
 
 

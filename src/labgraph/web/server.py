@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..release import ReleaseError, current
 from ..settings import Settings
 from .app import create_app
 
+DATASET_ENV = "_LABGRAPH_SERVE_DATASET"
 
-def serve(settings: Settings, *, dataset: Path | None = None) -> int:
-    """Serve until interrupted; returns the process exit code."""
+
+def serve(settings: Settings, *, dataset: Path | None = None, workers: int = 1) -> int:
+    """Serve until interrupted; returns the process exit code.
+
+    With ``workers`` > 1, uvicorn runs that many server processes on one socket; each opens the
+    release's on-disk store read-only, so throughput grows with cores and memory does not.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if dataset is not None:
         if not dataset.is_file():
@@ -35,8 +43,28 @@ def serve(settings: Settings, *, dataset: Path | None = None) -> int:
                 for problem in outcome.problems:
                     print(problem, file=sys.stderr)
                 return 1
-    app = create_app(settings, dataset=dataset)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                proxy_headers=False, timeout_graceful_shutdown=10, limit_concurrency=1024,
-                h11_max_incomplete_event_size=16 * 1024)
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 10,
+        "limit_concurrency": 1024,
+        "h11_max_incomplete_event_size": 16 * 1024,
+    }
+    if workers > 1:
+        # Each worker process rebuilds the settings from the environment.
+        for name, value in settings.model_dump().items():
+            os.environ[f"LABGRAPH_{name.upper()}"] = str(value)
+        if dataset is not None:
+            os.environ[DATASET_ENV] = str(dataset.resolve())
+        uvicorn.run("labgraph.web.server:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings, dataset=dataset), **options)
     return 0
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of ``labgraph serve --workers N``."""
+    dataset = os.environ.get(DATASET_ENV)
+    return create_app(Settings(), dataset=Path(dataset) if dataset else None)
