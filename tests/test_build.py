@@ -194,7 +194,7 @@ def test_a_failure_while_writing_leaves_no_trace(mini: Path, monkeypatch: pytest
     def explode(*args: object, **kwargs: object) -> bytes:
         raise OSError("disk full")
 
-    monkeypatch.setattr(jsonld, "dumps", explode)
+    monkeypatch.setattr(jsonld, "dumps_nodes", explode)
     with open(mini / "labs.csv", "a", encoding="utf-8") as fh:
         fh.write("lab-gamma,Lab Gamma,,inst-one,,,,,,,,https://example.org/g\n")
     with pytest.raises(OSError, match="disk full"):

@@ -14,8 +14,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyoxigraph as ox
-
 from . import __version__, catalog, formats, jsonld
 from . import records as records_mod
 from .iris import Minter
@@ -51,7 +49,12 @@ def _quiet(_: str) -> None:
 
 
 def check(
-    settings: Settings, *, progress: Progress = _quiet, jobs: int | None = None, full: bool = True
+    settings: Settings,
+    *,
+    progress: Progress = _quiet,
+    jobs: int | None = None,
+    full: bool = True,
+    engine: str = "sparql",
 ) -> Outcome:
     """Read, map and validate the records; never writes anything.
 
@@ -79,7 +82,9 @@ def check(
         progress(f"validating {len(focus)} changed of {len(fingerprints)} records")
     else:
         progress(f"validating {len(mapped.triples)} triples")
-    report = validate(mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus)
+    report = validate(
+        mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus, engine=engine
+    )
     outcome = Outcome(report.problems(), report=report, mapped=mapped, records=recs)
     outcome.fingerprints = fingerprints
     outcome.validated = len(fingerprints) if focus is None else len(focus)
@@ -126,12 +131,13 @@ def build(
     jobs: int | None = None,
     now: dt.datetime | None = None,
     full: bool = False,
+    engine: str = "sparql",
 ) -> Outcome:
     """Check the records and, when valid, write a release and make it current.
 
     Only records changed since the current release are validated unless ``full`` is set.
     """
-    outcome = check(settings, progress=progress, jobs=jobs, full=full)
+    outcome = check(settings, progress=progress, jobs=jobs, full=full, engine=engine)
     if not outcome.ok or outcome.mapped is None or outcome.report is None:
         return outcome
     clean_staging(settings.releases_dir)
@@ -176,25 +182,48 @@ def write_release(
     """Serialise every dump, the report and the manifest; commit atomically."""
     built = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     triples = mapped.triples
-    nt = "".join(f"{t} .\n" for t in triples).encode("utf-8")
+    lines = mapped.lines
+    nt = "".join(lines).encode("utf-8")
     release_id = f"{built:%Y%m%dT%H%M%SZ}-{hashlib.sha256(nt).hexdigest()[:8]}"
     prefixes = turtle_prefixes(settings.base)
-    by_type: dict[str, list[ox.Triple]] = {}
-    for t in triples:
+    by_type: dict[str, list[int]] = {}
+    for i, t in enumerate(triples):
         rec = mapped.subjects.get(t.subject.value)
         if rec is not None:
-            by_type.setdefault(rec.type, []).append(t)
+            by_type.setdefault(rec.type, []).append(i)
     counts = {"triples": len(triples)}
     for rec in mapped.subjects.values():
         counts[rec.type] = counts.get(rec.type, 0) + 1
+    # Compacted once for the whole graph; a type's dump holds its subjects' nodes as they are.
+    node_objects = {node["id"]: node for node in jsonld.nodes(triples)}
     with staging(settings.releases_dir, release_id) as stage:
-        for name, part in (
-            ("labgraph", triples),
-            *((DUMP_NAMES[t], by_type[t]) for t in sorted(by_type)),
-        ):
-            for fmt in formats.DUMP_FORMATS:
-                data = formats.serialize_graph(part, fmt, prefixes)
-                stage.add(f"{name}.{fmt.extension}", data, fmt.media_type, gzip_copy=True)
+        parts = [("labgraph", nt, triples, list(node_objects.values()))]
+        for type_ in sorted(by_type):
+            indexes = by_type[type_]
+            subset = [triples[i] for i in indexes]
+            subjects = sorted({t.subject.value for t in subset})
+            parts.append(
+                (
+                    DUMP_NAMES[type_],
+                    "".join(lines[i] for i in indexes).encode("utf-8"),
+                    subset,
+                    [node_objects[s] for s in subjects],
+                )
+            )
+        files = []
+        for name, part_nt, part, part_nodes in parts:
+            files += [
+                (f"{name}.nt", part_nt, formats.NTRIPLES.media_type),
+                # the data is the default graph: N-Quads lines equal N-Triples lines
+                (f"{name}.nq", part_nt, formats.NQUADS.media_type),
+                (
+                    f"{name}.ttl",
+                    formats.serialize_graph(part, formats.TURTLE, prefixes),
+                    formats.TURTLE.media_type,
+                ),
+                (f"{name}.jsonld", jsonld.dumps_nodes(part_nodes), formats.JSONLD.media_type),
+            ]
+        stage.add_all(files, gzip_copy=True)
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)

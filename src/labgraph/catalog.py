@@ -208,44 +208,55 @@ class GraphStats:
 
 
 def graph_stats(graph_nt: bytes, base: str) -> GraphStats:
-    """Count the graph in one pass; a record type's part is the triples about its subjects."""
-    prefixes = {type_: f"{base}/id/{type_}/" for type_ in TYPE_TEXT}
+    """VoID counts and date extents, by SPARQL aggregates over the graph loaded in pyoxigraph.
+
+    A record type's part is the triples about its subjects (``{base}/id/{type}/…``).
+    """
+    store = ox.Store()
+    store.bulk_load(graph_nt, format=ox.RdfFormat.N_TRIPLES)
     id_space = f"{base}/id/"
     whole = Part()
     by_type = {type_: Part() for type_ in TYPE_TEXT}
-    classes: set[str] = set()
-    properties: set[str] = set()
-    objects: set[str] = set()
-    entities: set[str] = set()
-    region_links = 0
-    spatial = DCT + "spatial"
-    rdf_type = RDF + "type"
-    for quad in ox.parse(graph_nt, format=ox.RdfFormat.N_TRIPLES):
-        s, p, o = quad.subject, quad.predicate.value, quad.object
-        subject = s.value if isinstance(s, ox.NamedNode) else str(s)
-        whole.triples += 1
-        whole.subjects.add(subject)
-        properties.add(p)
-        objects.add(str(o))
-        part = None
-        if isinstance(s, ox.NamedNode) and s.value.startswith(id_space):
-            entities.add(s.value)
-            part = next((by_type[t] for t, pre in prefixes.items() if s.value.startswith(pre)),
-                        None)
+
+    def rows(query: str) -> Any:
+        return store.query(query)
+
+    whole.triples = len(store)
+    typed_subject = (f'BIND (IF(STRSTARTS(STR(?s), "{id_space}"), '
+                     f'STRBEFORE(STRAFTER(STR(?s), "{id_space}"), "/"), "") AS ?t)')
+    for row in rows(f"SELECT DISTINCT ?s ?t WHERE {{ ?s ?p ?o {typed_subject} }}"):
+        subject = row["s"]
+        name = subject.value if isinstance(subject, ox.NamedNode) else str(subject)
+        whole.subjects.add(name)
+        part = by_type.get(row["t"].value)
         if part is not None:
-            part.triples += 1
-            part.subjects.add(subject)
-        if p == rdf_type and isinstance(o, ox.NamedNode):
-            classes.add(o.value)
-        elif p == spatial and isinstance(o, ox.NamedNode) and o.value.startswith(INSEE_REGION):
-            region_links += 1
-        if isinstance(o, ox.Literal) and o.datatype.value in _DATE_TYPES:
-            period = _period(o.value)
-            if period is not None:
-                whole.add_period(*period)
-                if part is not None:
-                    part.add_period(*period)
-    return GraphStats(whole, by_type, len(entities), classes, properties, len(objects),
+            part.subjects.add(name)
+    for row in rows(f"SELECT ?t (COUNT(*) AS ?n) WHERE {{ ?s ?p ?o {typed_subject} }} GROUP BY ?t"):
+        part = by_type.get(row["t"].value)
+        if part is not None:
+            part.triples = int(row["n"].value)
+    entities = sum(len(part.subjects) for part in by_type.values())
+    entities += sum(1 for s in whole.subjects if s.startswith(id_space)
+                    and s[len(id_space):].split("/", 1)[0] not in by_type)
+    classes = {row["c"].value for row in rows(
+        f"SELECT DISTINCT ?c WHERE {{ ?s <{RDF}type> ?c FILTER isIRI(?c) }}")}
+    properties = {row["p"].value for row in rows("SELECT DISTINCT ?p WHERE { ?s ?p ?o }")}
+    distinct_objects = int(next(iter(rows(
+        "SELECT (COUNT(DISTINCT ?o) AS ?n) WHERE { ?s ?p ?o }")))["n"].value)
+    region_links = int(next(iter(rows(
+        f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s <{DCT}spatial> ?o "
+        f'FILTER (isIRI(?o) && STRSTARTS(STR(?o), "{INSEE_REGION}")) }}')))["n"].value)
+    dates = " ".join(f"<{d}>" for d in sorted(_DATE_TYPES))
+    for row in rows(f"SELECT DISTINCT ?o ?t WHERE {{ ?s ?p ?o FILTER (isLiteral(?o) && "
+                    f"datatype(?o) IN ({', '.join(dates.split())})) {typed_subject} }}"):
+        period = _period(row["o"].value)
+        if period is None:
+            continue
+        whole.add_period(*period)
+        part = by_type.get(row["t"].value)
+        if part is not None:
+            part.add_period(*period)
+    return GraphStats(whole, by_type, entities, classes, properties, distinct_objects,
                       region_links)
 
 

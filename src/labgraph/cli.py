@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="validation processes (default: by size)")
     p.add_argument("--no-switch", action="store_true", help="write the release, keep current")
     p.add_argument(
+        "--engine",
+        choices=("sparql", "pyshacl"),
+        default="sparql",
+        help="SHACL engine: sparql (shapes compiled to SPARQL, default) or pyshacl (reference)",
+    )
+    p.add_argument(
         "--full",
         action="store_true",
         help="validate every record, not only those changed since the current release",
@@ -46,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the records; write nothing")
     _common(p)
+    p.add_argument(
+        "--engine",
+        choices=("pyshacl", "sparql"),
+        default="pyshacl",
+        help="SHACL engine: pyshacl (reference, default) or sparql (shapes compiled to SPARQL)",
+    )
     p.add_argument(
         "--format",
         choices=("text", "json", "ttl"),
@@ -112,6 +124,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
         switch=not args.no_switch,
         jobs=args.jobs,
         full=args.full,
+        engine=args.engine,
     )
     if not outcome.ok:
         _print_problems(outcome.problems)
@@ -132,7 +145,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     from .build import check, stderr_progress
 
-    outcome = check(settings, progress=stderr_progress())
+    outcome = check(settings, progress=stderr_progress(), engine=args.engine)
     report = outcome.report
     if report is None:  # the records themselves are broken: no graph to validate
         if args.format == "json":

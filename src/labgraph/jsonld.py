@@ -122,22 +122,11 @@ def context_bytes() -> bytes:
     return (json.dumps(context(), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
 
-_BY_PROPERTY = {expand(prop): (key, how) for key, (prop, how) in _TERMS.items()}
+_BY_PROPERTY = {
+    expand(prop): (key, how, expand(how) if how and not how.startswith("@") else None)
+    for key, (prop, how) in _TERMS.items()
+}
 _CLASS_NAMES = {expand(curie): name for name, curie in _CLASSES.items()}
-
-
-def _fits(term: ox.NamedNode | ox.Literal | ox.BlankNode, how: str | None) -> bool:
-    if how == "@id":
-        return isinstance(term, ox.NamedNode)
-    if not isinstance(term, ox.Literal):
-        return False
-    if how in ("@fr", "@en"):
-        return term.language == how[1:]
-    if how == "@lang-map":
-        return bool(term.language)
-    if how is None:
-        return True
-    return term.language is None and term.datatype.value == expand(how)
 
 
 def _expanded(term: Any) -> Any:
@@ -152,34 +141,43 @@ def _expanded(term: Any) -> Any:
     return {"@value": term.value, "@type": term.datatype.value}
 
 
-def _compacted(term: Any, how: str | None) -> Any:
-    if how == "@id":
-        return term.value
-    if how is None:
-        return _expanded(term)
-    return term.value
-
-
 def nodes(triples: Iterable[ox.Triple]) -> list[dict[str, Any]]:
     """Compacted node objects, one per subject, sorted by IRI, keys sorted."""
     by_subject: dict[str, dict[str, list[Any]]] = {}
-    ids: dict[str, str] = {}
+    named, literal = ox.NamedNode, ox.Literal
     for t in triples:
-        s = t.subject
-        sid = f"_:{s.value}" if isinstance(s, ox.BlankNode) else s.value
-        ids[sid] = sid
-        props = by_subject.setdefault(sid, {})
-        p = t.predicate.value
-        if p == RDF_TYPE and isinstance(t.object, ox.NamedNode):
-            props.setdefault("type", []).append(_CLASS_NAMES.get(t.object.value, t.object.value))
+        s, o, p = t.subject, t.object, t.predicate.value
+        sid = s.value if type(s) is named else f"_:{s.value}"
+        props = by_subject.get(sid)
+        if props is None:
+            props = by_subject[sid] = {}
+        if p == RDF_TYPE and type(o) is named:
+            props.setdefault("type", []).append(_CLASS_NAMES.get(o.value, o.value))
             continue
-        key, how = _BY_PROPERTY.get(p, (p, None))
-        if key != p and not _fits(t.object, how):
-            key, how = p, None
-        if how == "@lang-map":
-            props.setdefault(key, []).append((t.object.language, t.object.value))
-        else:
-            props.setdefault(key, []).append(_compacted(t.object, how))
+        spec = _BY_PROPERTY.get(p)
+        if spec is not None:  # the short key, when the value fits the term's definition
+            key, how, datatype = spec
+            if how == "@id":
+                if type(o) is named:
+                    props.setdefault(key, []).append(o.value)
+                    continue
+            elif type(o) is literal:
+                lang = o.language
+                if how is None:
+                    props.setdefault(key, []).append(_expanded(o))
+                    continue
+                if how == "@lang-map":
+                    if lang:
+                        props.setdefault(key, []).append((lang, o.value))
+                        continue
+                elif how[0] == "@":
+                    if lang == how[1:]:
+                        props.setdefault(key, []).append(o.value)
+                        continue
+                elif lang is None and o.datatype.value == datatype:
+                    props.setdefault(key, []).append(o.value)
+                    continue
+        props.setdefault(p, []).append(_expanded(o))
     out = []
     for sid in sorted(by_subject):
         node: dict[str, Any] = {"id": sid}
@@ -192,14 +190,36 @@ def nodes(triples: Iterable[ox.Triple]) -> list[dict[str, Any]]:
                     lang_map.setdefault(lang, []).append(text)
                 node[key] = {k: v[0] if len(v) == 1 else v for k, v in lang_map.items()}
                 continue
-            values = sorted(values, key=lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False))
+            if len(values) > 1:
+                values = sorted(values, key=_sort_key)
             node[key] = values[0] if len(values) == 1 else values
         out.append(node)
     return out
 
 
+def _sort_key(value: Any) -> tuple[int, str]:
+    """Deterministic order of the values of one key (strings, then value objects)."""
+    if isinstance(value, str):
+        return (0, value)
+    return (1, json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+
 def dumps(triples: Iterable[ox.Triple], context_ref: str | dict[str, Any] | None = None) -> bytes:
-    """A JSON-LD document of ``triples``; ``context_ref`` is the context URL or object (inline)."""
+    """A JSON-LD document of ``triples``; ``context_ref`` is the context URL or object (inline).
+
+    One node object per line: readable, diff-friendly, and written by json's C encoder (an
+    indented dump would go through its pure-Python one, several times slower).
+    """
+    return dumps_nodes(nodes(triples), context_ref)
+
+
+def dumps_nodes(
+    node_objects: Iterable[dict[str, Any]], context_ref: str | dict[str, Any] | None = None
+) -> bytes:
+    """A JSON-LD document of already compacted node objects (see :func:`dumps`)."""
     ctx = context()["@context"] if context_ref is None else context_ref
-    doc = {"@context": ctx, "@graph": nodes(triples)}
-    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    head = json.dumps(ctx, ensure_ascii=False, sort_keys=True)
+    lines = [json.dumps(node, ensure_ascii=False) for node in node_objects]
+    body = ",\n".join(lines)
+    text = f'{{"@context": {head},\n"@graph": [\n{body}\n]}}\n'
+    return text.encode("utf-8")

@@ -118,6 +118,7 @@ class Mapped:
     triples: list[ox.Triple]
     subjects: dict[str, Record] = field(default_factory=dict)
     columns: dict[tuple[str, str], str] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)  # the triples as sorted N-Triples lines
 
     def column_for(self, record: Record, predicate: str) -> str | None:
         return self.columns.get((record.type, predicate))
@@ -144,6 +145,10 @@ class Mapper:
         self.schemes = schemes
         self.index = index
         self._nodes: dict[str, ox.NamedNode] = {}
+        self._plans: dict[str, list[tuple[str, ox.NamedNode, Callable[[Any, str], Any], str]]] = {}
+        self._classes = {c: self.node(expand(c)) for cs in CLASSES.values() for c in cs}
+        self._classes["schema:EventSeries"] = self.node(expand("schema:EventSeries"))
+        self._identifier = self.node(expand("dct:identifier"))
         self._writers: dict[str, Callable[[Any, str], ox.NamedNode | ox.Literal]] = {
             "lang-fr": lambda v, _: ox.Literal(str(v), language="fr"),
             "lang-en": lambda v, _: ox.Literal(str(v), language="en"),
@@ -169,23 +174,38 @@ class Mapper:
     def uri_of(self, record_id: str) -> str:
         return self.minter.thing(self.index[record_id].type, record_id)
 
+    def _plan(self, type_: str) -> list[tuple[str, ox.NamedNode, Callable[[Any, str], Any], str]]:
+        """(column, predicate, writer, scheme) of a record type, resolved once per build."""
+        plan = self._plans.get(type_)
+        if plan is None:
+            schema = SCHEMA[type_]
+            plan = self._plans[type_] = [
+                (
+                    column,
+                    self.node(expand(predicate)),
+                    self._writers[how],
+                    schema.column(column).scheme or "",
+                )
+                for column, (predicate, how) in TERMS[type_].items()
+            ]
+        return plan
+
     def record(self, rec: Record) -> list[ox.Triple]:
         """The triples of one record (its bundle), without the shared labels."""
         subject = self.node(self.minter.thing(rec.type, rec.id))
-        out = [ox.Triple(subject, RDF_TYPE, self.node(expand(c))) for c in CLASSES[rec.type]]
+        out = [ox.Triple(subject, RDF_TYPE, self._classes[c]) for c in CLASSES[rec.type]]
         if rec.type == "event" and rec.get("kind") == "series":
-            out.append(ox.Triple(subject, RDF_TYPE, self.node(expand("schema:EventSeries"))))
-        out.append(ox.Triple(subject, self.node(expand("dct:identifier")), ox.Literal(rec.id)))
-        schema = SCHEMA[rec.type]
-        for column, (predicate, how) in TERMS[rec.type].items():
-            if column not in rec.values:
+            out.append(ox.Triple(subject, RDF_TYPE, self._classes["schema:EventSeries"]))
+        out.append(ox.Triple(subject, self._identifier, ox.Literal(rec.id)))
+        values = rec.values
+        for column, pred, write, scheme in self._plan(rec.type):
+            value = values.get(column)
+            if value is None:
                 continue
-            value = rec.values[column]
-            pred = self.node(expand(predicate))
-            scheme = schema.column(column).scheme or ""
-            write = self._writers[how]
-            for item in value if isinstance(value, tuple) else (value,):
-                out.append(ox.Triple(subject, pred, write(item, scheme)))
+            if isinstance(value, tuple):
+                out.extend(ox.Triple(subject, pred, write(item, scheme)) for item in value)
+            else:
+                out.append(ox.Triple(subject, pred, write(value, scheme)))
         return out
 
     def shared(self, records: Iterable[Record]) -> list[ox.Triple]:
@@ -235,4 +255,5 @@ def map_records(
         triples.update(mapper.record(rec))
         subjects[minter.thing(rec.type, rec.id)] = rec
     triples.update(mapper.shared(records))
-    return Mapped(sorted(triples, key=str), subjects, column_index())
+    pairs = sorted((f"{t} .\n", t) for t in triples)  # N-Triples lines are unique: no tie
+    return Mapped([t for _, t in pairs], subjects, column_index(), [line for line, _ in pairs])

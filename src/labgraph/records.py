@@ -29,6 +29,8 @@ _YEAR = re.compile(r"^\d{4}$")
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _SIREN = re.compile(r"^\d{9}$")
 _QID = re.compile(r"^Q[1-9]\d*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, order=True)
@@ -66,13 +68,18 @@ class RecordType:
     required_file: bool = False
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+        return self._by_name[name]
+
+    @property
+    def _by_name(self) -> dict[str, Column]:
+        return _COLUMNS_BY_NAME.setdefault(self.name, {c.name: c for c in self.columns})
 
 
 def _c(name: str, kind: str = "text", **kw: Any) -> Column:
     return Column(name, kind, **kw)
 
 
+_COLUMNS_BY_NAME: dict[str, dict[str, Column]] = {}
 _ID = _c("id", "id", required=True)
 _NAME = _c("name", required=True)
 _SOURCE = _c("source", "source", required=True, many=True)
@@ -393,7 +400,7 @@ def _parse_row(
 def _parse_cell(col: Column, item: str, schemes: Mapping[str, frozenset[str]]) -> Any:
     kind = col.kind
     if kind == "text":
-        if any(ord(ch) < 32 and ch not in "\t\n" for ch in item):
+        if _CONTROL.search(item):
             raise ValueError("contains control characters")
         return item
     if kind == "id":
@@ -453,7 +460,7 @@ def _parse_cell(col: Column, item: str, schemes: Mapping[str, frozenset[str]]) -
 
 
 def _url(item: str) -> str:
-    if not item.startswith(("http://", "https://")) or any(ch.isspace() for ch in item):
+    if not item.startswith(("http://", "https://")) or _SPACE.search(item):
         raise ValueError("is not an absolute http(s) URL")
     try:
         ox.NamedNode(item)

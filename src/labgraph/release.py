@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,11 @@ class Release:
         return str(self.manifest["files"][name]["sha256"])
 
 
+def _gzip(data: bytes) -> bytes:
+    """Deterministic gzip (no timestamp), so identical dumps have identical .gz copies."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -81,8 +87,18 @@ class Staging:
             raise ValueError(f"invalid release file name {name!r}")
         self._write(name, data, media_type)
         if gzip_copy:
-            packed = gzip.compress(data, compresslevel=6, mtime=0)
-            self._write(name + ".gz", packed, "application/gzip", encoding_of=media_type)
+            self._write(name + ".gz", _gzip(data), "application/gzip", encoding_of=media_type)
+
+    def add_all(self, files: list[tuple[str, bytes, str]], *, gzip_copy: bool = False) -> None:
+        """Write several files; their .gz copies are compressed on every core at once."""
+        for name, data, media_type in files:
+            self.add(name, data, media_type)
+        if gzip_copy:
+            workers = min(len(files), os.cpu_count() or 1) or 1
+            with ThreadPoolExecutor(max_workers=workers) as pool:  # zlib releases the GIL
+                packed = list(pool.map(_gzip, (data for _, data, _ in files)))
+            for (name, _, media_type), data in zip(files, packed, strict=True):
+                self._write(name + ".gz", data, "application/gzip", encoding_of=media_type)
 
     def _write(
         self, name: str, data: bytes, media_type: str, encoding_of: str | None = None
