@@ -55,7 +55,8 @@ QUERIES = {
     ),
     "one-lab": "SELECT ?p ?o WHERE { <https://w3id.org/labgraph/id/lab/ti-lab> ?p ?o }",
     "join": (
-        "PREFIX org: <http://www.w3.org/ns/org#> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "
+        "PREFIX org: <http://www.w3.org/ns/org#> "
+        "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> "
         "SELECT ?lab ?host ?name WHERE { ?lab org:unitOf ?host . ?host rdfs:label ?name }"
     ),
 }
