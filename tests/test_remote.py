@@ -29,6 +29,7 @@ from labgraph.remote import (
     PublishError,
     RemoteEngine,
     StoreUnavailable,
+    graph_iri,
     publish,
     read_pointer,
 )
@@ -84,9 +85,19 @@ def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert command, "the oxigraph CLI is missing: pip install oxigraph (a test dependency)"
     port = free_port()
     proc = subprocess.Popen(
-        [command, "serve", "--location", str(tmp_path_factory.mktemp("oxigraph")),
-         "--bind", f"127.0.0.1:{port}", "--timeout-s", str(SERVER_DEADLINE)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            command,
+            "serve",
+            "--location",
+            str(tmp_path_factory.mktemp("oxigraph")),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout-s",
+            str(SERVER_DEADLINE),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -112,12 +123,22 @@ def release(releases_dir: Path) -> Release:
     return found
 
 
-def derive(release: Release, folder: Path, *, base: str, suffix: str, extra: int = 0,
-           announced: int | None = None, nq: bytes | None = None) -> Release:
+def derive(
+    release: Release,
+    folder: Path,
+    *,
+    base: str,
+    suffix: str,
+    extra: int = 0,
+    announced: int | None = None,
+    nq: bytes | None = None,
+) -> Release:
     """A release of the real triples plus ``extra`` new ones, under another base."""
     data = release.file("labgraph.nq").read_bytes() if nq is None else nq
-    data += "".join(f'<{base}/id/test/{i}> <http://www.w3.org/2000/01/rdf-schema#label> '
-                    f'"test {i}" .\n' for i in range(extra)).encode()
+    data += "".join(
+        f'<{base}/id/test/{i}> <http://www.w3.org/2000/01/rdf-schema#label> "test {i}" .\n'
+        for i in range(extra)
+    ).encode()
     triples = int(release.manifest["counts"]["triples"]) + extra
     manifest = {k: v for k, v in release.manifest.items() if k not in ("id", "files")}
     manifest.update(base=base, counts={**manifest["counts"], "triples": announced or triples})
@@ -127,8 +148,11 @@ def derive(release: Release, folder: Path, *, base: str, suffix: str, extra: int
 
 
 def graphs_under(url: str, base: str) -> set[str]:
-    response = httpx.post(url + "/query", data={"query": "SELECT DISTINCT ?g { GRAPH ?g {} }"},
-                          headers={"Accept": "text/csv"})
+    response = httpx.post(
+        url + "/query",
+        data={"query": "SELECT DISTINCT ?g { GRAPH ?g {} }"},
+        headers={"Accept": "text/csv"},
+    )
     return {g for g in response.text.split()[1:] if g.startswith(base + "/graph/")}
 
 
@@ -138,8 +162,9 @@ def published(oxigraph: str, release: Release) -> str:
 
 
 @pytest.fixture(scope="module")
-def embedded(loop: Loop, release: Release,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[store.Engine]:
+def embedded(
+    loop: Loop, release: Release, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[store.Engine]:
     path = store.prepare(release.file("labgraph.nq"), tmp_path_factory.mktemp("stores"))
     engine = store.Engine(path, size=2, timeout=10, queue_wait=5, max_bytes=50_000_000)
     loop.run(engine.start())
@@ -150,8 +175,11 @@ def embedded(loop: Loop, release: Release,
 
 
 def started(loop: Loop, url: str, base: str, **options: Any) -> RemoteEngine:
-    engine = RemoteEngine(url, base=base, **{"timeout": 10, "max_bytes": 50_000_000,
-                                             "max_concurrent": 4, "queue_wait": 5, **options})
+    engine = RemoteEngine(
+        url,
+        base=base,
+        **{"timeout": 10, "max_bytes": 50_000_000, "max_concurrent": 4, "queue_wait": 5, **options},
+    )
     loop.run(engine.start())
     return engine
 
@@ -168,8 +196,9 @@ def served(loop: Loop, oxigraph: str, published: str, release: Release) -> Itera
 # --- publishing -----------------------------------------------------------------------------
 
 
-def test_publish_loads_the_release_and_points_at_it(oxigraph: str, published: str,
-                                                    release: Release, served: RemoteEngine) -> None:
+def test_publish_loads_the_release_and_points_at_it(
+    oxigraph: str, published: str, release: Release, served: RemoteEngine
+) -> None:
     base = release.manifest["base"]
     assert published == f"{base}/graph/{release.id}"
     pointer = read_pointer(oxigraph, base)
@@ -183,18 +212,28 @@ def test_publish_loads_the_release_and_points_at_it(oxigraph: str, published: st
 
 
 def test_a_new_release_replaces_the_old_atomically_and_old_graphs_go(
-        oxigraph: str, release: Release, tmp_path: Path) -> None:
+    oxigraph: str, release: Release, tmp_path: Path
+) -> None:
     base = "https://example.org/switch"
     first = derive(release, tmp_path, base=base, suffix="a")
     second = derive(release, tmp_path, base=base, suffix="b", extra=5_000)
     third = derive(release, tmp_path, base=base, suffix="c", extra=7)
     c1, c2 = first.manifest["counts"]["triples"], second.manifest["counts"]["triples"]
     publish(first, oxigraph)
-    pinned = RemoteEngine(oxigraph, base=base, release_id=first.id, timeout=10, max_bytes=10**6,
-                          max_concurrent=1, queue_wait=1)
+    pinned = RemoteEngine(
+        oxigraph,
+        base=base,
+        release_id=first.id,
+        timeout=10,
+        max_bytes=10**6,
+        max_concurrent=1,
+        queue_wait=1,
+    )
     pointer = f"<{base}/graph/current>"
-    one_query = (f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {pointer} {{ {pointer} "
-                 f"<http://www.w3.org/ns/prov#wasDerivedFrom> ?g }} GRAPH ?g {{ ?s ?p ?o }} }}")
+    one_query = (
+        f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {pointer} {{ {pointer} "
+        f"<http://www.w3.org/ns/prov#wasDerivedFrom> ?g }} GRAPH ?g {{ ?s ?p ?o }} }}"
+    )
     seen: dict[str, list[int]] = {"one query": [], "pointer then graph": []}
     stop = threading.Event()
 
@@ -211,8 +250,9 @@ def test_a_new_release_replaces_the_old_atomically_and_old_graphs_go(
                 else:
                     found = read_pointer(oxigraph, base)
                     assert found is not None
-                    seen[how].append(count(client, "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }",
-                                           found.graph))
+                    seen[how].append(
+                        count(client, "SELECT (COUNT(*) AS ?n) { ?s ?p ?o }", found.graph)
+                    )
 
     readers = [threading.Thread(target=read, args=(how,)) for how in seen]
     for reader in readers:
@@ -229,29 +269,44 @@ def test_a_new_release_replaces_the_old_atomically_and_old_graphs_go(
             reader.join(timeout=15)
     for counts in seen.values():
         assert set(counts) == {c1, c2}, "a reader saw a partial or mixed release"
-        assert counts.index(c2) > 0 and c1 not in counts[counts.index(c2):]
+        assert counts.index(c2) > 0 and c1 not in counts[counts.index(c2) :]
     assert pinned.count() == c1  # the previous release stays for engines pinned to it
-    assert graphs_under(oxigraph, base) == {f"{base}/graph/current", f"{base}/graph/{first.id}",
-                                            f"{base}/graph/{second.id}"}
+    assert graphs_under(oxigraph, base) == {
+        f"{base}/graph/current",
+        f"{base}/graph/{first.id}",
+        f"{base}/graph/{second.id}",
+    }
     publish(third, oxigraph, update_path="/update")  # the pointer switched by SPARQL Update
     now = read_pointer(oxigraph, base)
     assert now is not None and now.release_id == third.id
-    assert graphs_under(oxigraph, base) == {f"{base}/graph/current", f"{base}/graph/{second.id}",
-                                            f"{base}/graph/{third.id}"}
+    assert graphs_under(oxigraph, base) == {
+        f"{base}/graph/current",
+        f"{base}/graph/{second.id}",
+        f"{base}/graph/{third.id}",
+    }
     assert pinned.count() == 0  # pruned: a server reloads its engine when the pointer moves
 
 
-def test_a_failed_load_never_moves_the_pointer(oxigraph: str, release: Release,
-                                               tmp_path: Path) -> None:
+def test_a_failed_load_never_moves_the_pointer(
+    oxigraph: str, release: Release, tmp_path: Path
+) -> None:
     base = "https://example.org/failures"
     good = derive(release, tmp_path, base=base, suffix="good")
     publish(good, oxigraph)
     wrong = derive(release, tmp_path, base=base, suffix="wrong", announced=2000)
-    with pytest.raises(PublishError, match="holds 1527 triples after the load, the release has "
-                                           "2000; the pointer was not switched"):
+    with pytest.raises(
+        PublishError,
+        match="holds 1527 triples after the load, the release has "
+        "2000; the pointer was not switched",
+    ):
         publish(wrong, oxigraph)
-    broken = derive(release, tmp_path, base=base, suffix="broken",
-                    nq=b"<http://a> <http://b> <http://c> .\n<http://a> <http://b> .\n")
+    broken = derive(
+        release,
+        tmp_path,
+        base=base,
+        suffix="broken",
+        nq=b"<http://a> <http://b> <http://c> .\n<http://a> <http://b> .\n",
+    )
     with pytest.raises(PublishError, match=r"labgraph\.nq: not valid N-Quads"):
         publish(broken, oxigraph)
     elsewhere = derive(release, tmp_path, base=base, suffix="elsewhere")
@@ -271,11 +326,15 @@ def test_publish_to_a_dead_port_names_the_url(release: Release) -> None:
 # --- the engine against the embedded one -----------------------------------------------------
 
 LABS = PREFIXES + "SELECT ?lab ?name WHERE { ?lab a lg:Lab ; rdfs:label ?name } ORDER BY ?name ?lab"
-GROUPED = ("SELECT ?type (COUNT(?s) AS ?n) WHERE { ?s a ?type } GROUP BY ?type "
-           "ORDER BY DESC(?n) ?type")
-OPTIONALS = PREFIXES + """SELECT ?lab ?home ?founded WHERE { ?lab a lg:Lab
+GROUPED = (
+    "SELECT ?type (COUNT(?s) AS ?n) WHERE { ?s a ?type } GROUP BY ?type ORDER BY DESC(?n) ?type"
+)
+OPTIONALS = (
+    PREFIXES
+    + """SELECT ?lab ?home ?founded WHERE { ?lab a lg:Lab
   OPTIONAL { ?lab foaf:homepage ?home } OPTIONAL { ?lab schema:foundingDate ?founded } }
   ORDER BY ?lab"""
+)
 LABELS = PREFIXES + "CONSTRUCT { ?lab rdfs:label ?name } WHERE { ?lab a lg:Lab ; rdfs:label ?name }"
 COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
 NOWHERE = "http://example.org/no-such-graph"
@@ -285,14 +344,21 @@ CASES: list[tuple[str, Job, bool]] = [
     *[(f"group-{f}", Job(GROUPED, results_format=f), True) for f in ("json", "tsv")],
     *[(f"unbound-{f}", Job(OPTIONALS, results_format=f), True) for f in ("json", "xml", "csv")],
     ("everything-unordered", Job("SELECT * WHERE { ?s ?p ?o }"), False),
-    *[(f"ask-{f}", Job(f"ASK {{ <{BERCY}> ?p ?o }}", results_format=f), True)
-      for f in ("json", "xml")],
+    *[
+        (f"ask-{f}", Job(f"ASK {{ <{BERCY}> ?p ?o }}", results_format=f), True)
+        for f in ("json", "xml")
+    ],
     ("ask-false", Job("ASK { <http://example.org/nothing> ?p ?o }"), True),
-    *[(f"construct-{f}", Job(LABELS, graph_format=f), False)
-      for f in ("turtle", "ntriples", "nquads", "trig", "jsonld", "rdfxml")],
+    *[
+        (f"construct-{f}", Job(LABELS, graph_format=f), False)
+        for f in ("turtle", "ntriples", "nquads", "trig", "jsonld", "rdfxml")
+    ],
     ("describe", Job(f"DESCRIBE <{BERCY}>", graph_format="turtle"), False),
-    ("relative-iri", Job("SELECT ?x WHERE { BIND(<lab/x> AS ?x) }",
-                         base_iri="http://example.org/sparql"), True),
+    (
+        "relative-iri",
+        Job("SELECT ?x WHERE { BIND(<lab/x> AS ?x) }", base_iri="http://example.org/sparql"),
+        True,
+    ),
     ("named-graphs-keep-the-release-as-default", Job(COUNT, named_graphs=(NOWHERE,)), True),
     ("default-graph-named-by-the-client", Job(COUNT, default_graphs=(NOWHERE,)), True),
     ("no-named-graphs", Job("SELECT ?g WHERE { GRAPH ?g { ?s ?p ?o } }"), True),
@@ -302,15 +368,16 @@ CASES: list[tuple[str, Job, bool]] = [
 def _rows(answer: Answer) -> list[str]:
     if answer.format == "csv":
         return sorted(answer.body.decode().splitlines())
-    parsed = ox.parse_query_results(answer.body, format=formats.by_extension(answer.format,
-                                                                              formats.RESULTS_FORMATS).results)
+    parsed = ox.parse_query_results(
+        answer.body, format=formats.by_extension(answer.format, formats.RESULTS_FORMATS).results
+    )
     return sorted(str(row) for row in parsed)
 
 
 @pytest.mark.parametrize(("job", "ordered"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_run_gives_what_the_embedded_engine_gives(loop: Loop, embedded: store.Engine,
-                                                  served: RemoteEngine, job: Job,
-                                                  ordered: bool) -> None:
+def test_run_gives_what_the_embedded_engine_gives(
+    loop: Loop, embedded: store.Engine, served: RemoteEngine, job: Job, ordered: bool
+) -> None:
     mine, theirs = loop.run(served.run(job)), loop.run(embedded.run(job))
     assert (mine.kind, mine.format) == (theirs.kind, theirs.format)
     if mine.kind == "graph":
@@ -324,15 +391,19 @@ def test_run_gives_what_the_embedded_engine_gives(loop: Loop, embedded: store.En
         assert _rows(mine) == _rows(theirs)
 
 
-@pytest.mark.parametrize(("job", "error"), [
-    (Job("SELECT ?s WHERE { ?s ?p }"), QueryError),
-    (Job("ASK { ?s ?p ?o }", results_format="csv"), NotAcceptable),
-    (Job(LABELS, graph_format=None), NotAcceptable),
-    (Job(LABS, results_format=None), NotAcceptable),
-], ids=["syntax", "ask-as-csv", "construct-without-graph-format", "select-without-results-format"])
-def test_run_refuses_what_the_embedded_engine_refuses(loop: Loop, embedded: store.Engine,
-                                                      served: RemoteEngine, job: Job,
-                                                      error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("job", "error"),
+    [
+        (Job("SELECT ?s WHERE { ?s ?p }"), QueryError),
+        (Job("ASK { ?s ?p ?o }", results_format="csv"), NotAcceptable),
+        (Job(LABELS, graph_format=None), NotAcceptable),
+        (Job(LABS, results_format=None), NotAcceptable),
+    ],
+    ids=["syntax", "ask-as-csv", "construct-without-graph-format", "select-without-results-format"],
+)
+def test_run_refuses_what_the_embedded_engine_refuses(
+    loop: Loop, embedded: store.Engine, served: RemoteEngine, job: Job, error: type[Exception]
+) -> None:
     with pytest.raises(error) as mine:
         loop.run(served.run(job))
     with pytest.raises(error) as theirs:
@@ -340,27 +411,32 @@ def test_run_refuses_what_the_embedded_engine_refuses(loop: Loop, embedded: stor
     assert str(mine.value) == str(theirs.value)  # the store's own message reaches the client
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT * WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?s ?p ?o } }",
-    "INSERT DATA { <http://example.org/a> <http://example.org/b> <http://example.org/c> }",
-], ids=["service", "update"])
-def test_run_never_forwards_updates_or_federation(loop: Loop, served: RemoteEngine,
-                                                  query: str) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?s ?p ?o } }",
+        "INSERT DATA { <http://example.org/a> <http://example.org/b> <http://example.org/c> }",
+    ],
+    ids=["service", "update"],
+)
+def test_run_never_forwards_updates_or_federation(
+    loop: Loop, served: RemoteEngine, query: str
+) -> None:
     with pytest.raises(QueryError, match="is not allowed"):
         loop.run(served.run(Job(query)))
     assert served.count() == 1527
 
 
-def test_trusted_helpers_agree_with_the_embedded_engine(served: RemoteEngine,
-                                                       embedded: store.Engine) -> None:
+def test_trusted_helpers_agree_with_the_embedded_engine(
+    served: RemoteEngine, embedded: store.Engine
+) -> None:
     assert served.count() == embedded.count() == 1527
     assert served.graphs() == list(embedded.graphs()) == []
     assert served.exists(BERCY) and embedded.exists(BERCY)
     assert not served.exists(BERCY + "-nope") and not embedded.exists(BERCY + "-nope")
     about = "SELECT ?s ?p ?o WHERE { ?s ?p ?o } ORDER BY ?p ?o"
     bercy = {ox.Variable("s"): ox.NamedNode(BERCY)}
-    assert served.select(about, substitutions=bercy) == embedded.select(about,
-                                                                        substitutions=bercy)
+    assert served.select(about, substitutions=bercy) == embedded.select(about, substitutions=bercy)
     labels = [row["name"] for row in embedded.select(LABS) if "'" in row["name"].value]
     assert labels, "the data should hold a label with an apostrophe"
     named = PREFIXES + "SELECT ?lab ?name WHERE { ?lab rdfs:label ?name } ORDER BY ?lab"
@@ -379,8 +455,8 @@ def test_trusted_helpers_agree_with_the_embedded_engine(served: RemoteEngine,
 
 
 def test_a_runaway_query_is_stopped_at_the_deadline_and_others_still_run(
-        loop: Loop, oxigraph: str, published: str, release: Release,
-        served: RemoteEngine) -> None:
+    loop: Loop, oxigraph: str, published: str, release: Release, served: RemoteEngine
+) -> None:
     engine = started(loop, oxigraph, release.manifest["base"], timeout=1.0)
     try:
         began = time.monotonic()
@@ -395,10 +471,12 @@ def test_a_runaway_query_is_stopped_at_the_deadline_and_others_still_run(
         loop.run(engine.close())
 
 
-def test_queries_past_the_concurrency_bound_get_busy(loop: Loop, oxigraph: str, published: str,
-                                                     release: Release) -> None:
-    engine = started(loop, oxigraph, release.manifest["base"], timeout=1.5, max_concurrent=1,
-                     queue_wait=0.2)
+def test_queries_past_the_concurrency_bound_get_busy(
+    loop: Loop, oxigraph: str, published: str, release: Release
+) -> None:
+    engine = started(
+        loop, oxigraph, release.manifest["base"], timeout=1.5, max_concurrent=1, queue_wait=0.2
+    )
 
     async def two_at_once() -> tuple[float, int, BaseException | None]:
         runaway = asyncio.create_task(engine.run(Job(RUNAWAY)))
@@ -418,8 +496,9 @@ def test_queries_past_the_concurrency_bound_get_busy(loop: Loop, oxigraph: str, 
         loop.run(engine.close())
 
 
-def test_results_past_the_cap_are_refused(loop: Loop, oxigraph: str, published: str,
-                                          release: Release) -> None:
+def test_results_past_the_cap_are_refused(
+    loop: Loop, oxigraph: str, published: str, release: Release
+) -> None:
     base = release.manifest["base"]
     wire = started(loop, oxigraph, base, max_bytes=5_000)  # the store's answer is too big
     out = started(loop, oxigraph, base, max_bytes=5_000, max_wire_bytes=10**8)  # ours is
@@ -434,7 +513,8 @@ def test_results_past_the_cap_are_refused(loop: Loop, oxigraph: str, published: 
 
 
 def test_an_unreachable_or_misconfigured_store_is_the_operators_error(
-        loop: Loop, oxigraph: str, published: str, release: Release) -> None:
+    loop: Loop, oxigraph: str, published: str, release: Release
+) -> None:
     base = release.manifest["base"]
     dead = f"http://127.0.0.1:{free_port()}"
     unreachable = re.escape(f"cannot reach the store at {dead}/query")
@@ -461,3 +541,23 @@ def test_an_unreachable_or_misconfigured_store_is_the_operators_error(
         loop.run(wrong.close())
     with pytest.raises(StoreUnavailable, match=r"nothing is published for https://example\.org/x"):
         loop.run(RemoteEngine(oxigraph, base="https://example.org/x").start())
+
+
+def test_cli_publish(oxigraph: str, releases_dir: Path) -> None:
+    cmd = [sys.executable, "-m", "labgraph.cli", "publish", "--releases", str(releases_dir)]
+    ok = subprocess.run([*cmd, "--store", oxigraph], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    release = current(releases_dir)
+    assert release is not None
+    assert (
+        ok.stdout.strip()
+        == f"published {release.id} as <{graph_iri(release.manifest['base'], release.id)}>"
+    )
+    dead = subprocess.run(
+        [*cmd, "--store", f"http://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dead.returncode == 1
+    assert "publish failed" in dead.stderr and "Traceback" not in dead.stderr

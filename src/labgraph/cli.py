@@ -68,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("releases", help="list the releases, the current one marked")
     _common(p)
 
+    p = sub.add_parser("publish", help="load a release into a SPARQL 1.1 server and switch to it")
+    _common(p)
+    p.add_argument(
+        "--store",
+        required=True,
+        help="base URL of the SPARQL server (e.g. http://127.0.0.1:7878 for Oxigraph)",
+    )
+    p.add_argument("--release", dest="release_id", help="release id (default: current)")
+    p.add_argument("--query-path", default="/query", help="SPARQL query path (default /query)")
+    p.add_argument(
+        "--gsp-path", default="/store", help="Graph Store Protocol path (default /store)"
+    )
+    p.add_argument("--update-path", help="SPARQL Update path, to switch by update instead of GSP")
+
     p = sub.add_parser("serve", help="serve the current release (SPARQL, URIs, pages)")
     _common(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -104,9 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ".".join(str(x) for x in e["loc"])
             print(f"labgraph: setting {where}: {e['msg']}", file=sys.stderr)
         return EXIT_USAGE
-    handler = {"build": _build, "validate": _validate, "releases": _releases, "serve": _serve}[
-        args.command
-    ]
+    handler = {
+        "build": _build,
+        "validate": _validate,
+        "releases": _releases,
+        "publish": _publish,
+        "serve": _serve,
+    }[args.command]
     return handler(settings, args)
 
 
@@ -184,6 +202,40 @@ def _releases(settings: Settings, args: argparse.Namespace) -> int:
     for rel in list_releases(settings.releases_dir):
         mark = "*" if now and now.id == rel.id else " "
         print(f"{mark} {rel.id}  {rel.manifest['counts']['triples']} triples")
+    return EXIT_OK
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from .release import ReleaseError, current, open_release
+    from .remote import PublishError, publish
+
+    try:
+        release = (
+            open_release(settings.releases_dir / args.release_id)
+            if args.release_id
+            else current(settings.releases_dir)
+        )
+    except ReleaseError as err:
+        print(f"labgraph: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    if release is None:
+        print(
+            f"labgraph: no release in {settings.releases_dir}; run labgraph build first",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        graph = publish(
+            release,
+            args.store,
+            query_path=args.query_path,
+            gsp_path=args.gsp_path,
+            update_path=args.update_path,
+        )
+    except PublishError as err:
+        print(f"labgraph: publish failed: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"published {release.id} as <{graph}>")
     return EXIT_OK
 
 
