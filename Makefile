@@ -40,7 +40,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/build_bench.py
+	$(BIN)/python benchmarks/http_bench.py
 
 clean:
 	rm -rf $(VENV) releases .pytest_cache
