@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ def repo_settings(**overrides: object) -> Settings:
         "data_dir": REPO / "data",
         "ontology": REPO / "ontology" / "labgraph.ttl",
         "shapes": REPO / "shapes" / "labgraph.ttl",
+        "rate_limit": 0,  # tests query in loops; tests/test_ratelimit.py turns it on
     }
     defaults.update(overrides)
     return load(**defaults)
@@ -63,20 +65,38 @@ def settings(releases_dir: Path) -> Settings:
     return repo_settings(releases_dir=releases_dir)
 
 
-def start_server(args: list[str], *, env: dict[str, str] | None = None,
-                 timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
     """Run ``labgraph serve`` with ``args`` on a free port; returns (process, base URL)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "labgraph.cli", "serve", "--host", "127.0.0.1",
-           "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "labgraph.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
+    # The log goes to a file (read it with server_log): a pipe nobody reads fills up and
+    # freezes the server.
+    with tempfile.NamedTemporaryFile(prefix="labgraph-serve-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, "LABGRAPH_RATE_LIMIT": "0", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log.name  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"server exited with {proc.returncode}:\n{out}")
+            raise AssertionError(f"server exited with {proc.returncode}:\n{server_log(proc)}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return proc, url
@@ -85,6 +105,11 @@ def start_server(args: list[str], *, env: dict[str, str] | None = None,
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("server did not become ready")
+
+
+def server_log(proc: subprocess.Popen[bytes]) -> str:
+    """Everything the server has logged so far."""
+    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -99,8 +124,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def server(releases_dir: Path) -> Iterator[str]:
     """Base URL of a real ``labgraph serve`` over the real data."""
-    proc, url = start_server(["--releases", str(releases_dir),
-                              "--data", str(REPO / "data")])
+    proc, url = start_server(["--releases", str(releases_dir), "--data", str(REPO / "data")])
     try:
         yield url
     finally:

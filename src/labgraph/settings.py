@@ -64,6 +64,45 @@ class Settings(BaseSettings):
         10.0, ge=0, description="SPARQL requests per second per client address (0: no limit)."
     )
     rate_burst: int = Field(40, ge=1, description="Requests a client may burst above the rate.")
+    client_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a whole request (headers and body) "
+        "from its first byte, or to start one on a new connection; past it, 408 and the "
+        "connection is closed (slow-client protection).",
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        description="Open connections (and requests in progress) per server process; past "
+        "them, 503 (uvicorn's limit_concurrency).",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        description="Open connections from one client address (IPv6: one /64) per server "
+        "process; past them, 503 (0: no limit). Not applied to trusted proxies.",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted (empty: none; the peer address is the client).",
+    )
+    access_log: str = Field(
+        "stderr",
+        description='Where JSON-lines access logs go: "stderr", "stdout", a file path, or '
+        '"off".',
+    )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    reload_interval: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds between two checks of releases/current for a new release "
+        "(0: only on SIGHUP).",
+    )
 
     @field_validator("base")
     @classmethod

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import logging
 import multiprocessing as mp
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -26,6 +28,8 @@ from typing import Any
 import pyoxigraph as ox
 
 from . import formats
+
+log = logging.getLogger("labgraph.store")
 
 _FORMATS_BY_EXTENSION = {
     "nq": ox.RdfFormat.N_QUADS,
@@ -171,9 +175,22 @@ def execute(store: ox.Store, job: Job, max_bytes: int) -> Answer:
     return Answer(kind, fmt.name, bytes(buffer.data))
 
 
+#: Seconds a new worker may take to start and open the store before it is given up.
+WORKER_START_TIMEOUT = 60.0
+
+
 def _worker_main(conn: Connection, store_path: str, max_bytes: int) -> None:
-    """A query worker: one read-only store handle, one query at a time, until told to stop."""
-    store = ox.Store.read_only(store_path)
+    """A query worker: one read-only store handle, one query at a time, until told to stop.
+
+    It says "ready" once the store is open, so that start-up (imports, opening the store) is
+    never counted in a query's deadline.
+    """
+    try:
+        store = ox.Store.read_only(store_path)
+    except Exception as err:  # reported to the pool, which refuses to start
+        conn.send(("failed", f"cannot open the store {store_path}: {err}"))
+        return
+    conn.send(("ready", None))
     while True:
         try:
             job = conn.recv()
@@ -190,6 +207,8 @@ def _worker_main(conn: Connection, store_path: str, max_bytes: int) -> None:
 
 
 class _Worker:
+    """One query process and the pipe to it; it answers one job at a time, in order."""
+
     def __init__(self, ctx: Any, store_path: Path, max_bytes: int) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
@@ -201,7 +220,25 @@ class _Worker:
         self.process.start()
         child.close()
 
-    async def call(self, job: Job) -> Answer:
+    def wait_ready(self, timeout: float = WORKER_START_TIMEOUT) -> None:
+        """Block until the worker has opened the store; OSError (and the worker killed) if not."""
+        try:
+            if not self.conn.poll(timeout):
+                raise OSError(f"the query worker did not start within {timeout:g} s")
+            status, message = self.conn.recv()
+        except EOFError:
+            status, message = "failed", "the query worker exited while starting"
+        except OSError:
+            self.kill()
+            self.reap()
+            raise
+        if status != "ready":
+            self.kill()
+            self.reap()
+            raise OSError(message)
+
+    async def call(self, job: Job) -> tuple[str, Any]:
+        """Send ``job`` and wait, without blocking the event loop, for its (status, payload)."""
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         fd = self.conn.fileno()
@@ -212,15 +249,19 @@ class _Worker:
         finally:
             loop.remove_reader(fd)
         status, payload = self.conn.recv()
-        if status == "ok":
-            return payload
-        raise payload
+        return status, payload
 
     def kill(self) -> None:
+        """SIGKILL: the CPU is freed at once; the process is reaped later by :meth:`reap`."""
         with contextlib.suppress(Exception):
             self.process.kill()
+
+    def reap(self) -> None:
+        """Wait for a killed process to be gone and release its pipe (blocking: use a thread)."""
+        with contextlib.suppress(Exception):
             self.process.join(timeout=5)
-        self.conn.close()
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -228,12 +269,17 @@ class _Worker:
             self.process.join(timeout=2)
         if self.process.is_alive():
             self.kill()
-        else:
-            self.conn.close()
+        self.reap()
 
 
 class QueryPool:
-    """Worker processes over one store; bounded concurrency, enforced deadlines."""
+    """Worker processes over one store; bounded concurrency, enforced deadlines.
+
+    A worker goes back to the idle queue only after a complete exchange. One whose exchange was cut
+    short (deadline, crash, or the request cancelled because its client went away) may still be
+    computing, or hold an unread answer that would be handed to the next request: it is killed and
+    a fresh one spawned in a thread, so neither the 503 nor other requests wait for the spawn.
+    """
 
     def __init__(
         self, store_path: Path, *, size: int, timeout: float, queue_wait: float, max_bytes: int
@@ -246,45 +292,103 @@ class QueryPool:
         self._ctx = mp.get_context("forkserver")
         self._idle: asyncio.Queue[_Worker] | None = None
         self._all: set[_Worker] = set()
+        self._respawning: set[asyncio.Future[_Worker]] = set()
+        self._closed = False
         self.timeouts = 0
         self.in_flight = 0
 
     def _spawn(self) -> _Worker:
+        """A new worker, ready to query (blocking: call it from a thread)."""
         worker = _Worker(self._ctx, self.store_path, self.max_bytes)
-        self._all.add(worker)
+        worker.wait_ready()
         return worker
 
     async def start(self) -> None:
+        """Start the workers together and wait until each has its store open."""
         self._idle = asyncio.Queue()
-        workers = await asyncio.to_thread(lambda: [self._spawn() for _ in range(self.size)])
+
+        def spawn_all() -> list[_Worker]:
+            workers = [_Worker(self._ctx, self.store_path, self.max_bytes)
+                       for _ in range(self.size)]
+            try:
+                for worker in workers:
+                    worker.wait_ready()
+            except OSError:
+                for worker in workers:
+                    worker.stop()
+                raise
+            return workers
+
+        workers = await asyncio.to_thread(spawn_all)
         for w in workers:
+            self._all.add(w)
             self._idle.put_nowait(w)
 
-    async def run(self, job: Job) -> Answer:
+    async def _acquire(self) -> _Worker:
         assert self._idle is not None, "start() the pool first"
         try:
-            worker = await asyncio.wait_for(self._idle.get(), timeout=self.queue_wait)
+            return self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            if self.queue_wait <= 0:
+                raise Busy() from None
+        try:
+            return await asyncio.wait_for(self._idle.get(), timeout=self.queue_wait)
         except TimeoutError:
             raise Busy() from None
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill ``worker`` now; reap it and put a fresh worker in the pool from a thread."""
+        self._all.discard(worker)
+        worker.kill()
+
+        def respawn() -> _Worker:
+            worker.reap()
+            return self._spawn()
+
+        future = asyncio.get_running_loop().run_in_executor(None, respawn)
+        self._respawning.add(future)
+        future.add_done_callback(self._respawned)
+
+    def _respawned(self, future: asyncio.Future[_Worker]) -> None:
+        self._respawning.discard(future)
+        if future.cancelled() or future.exception() is not None:
+            log.error("could not start a query worker: %s", future.exception())
+            return
+        worker = future.result()
+        if self._closed or self._idle is None:
+            threading.Thread(target=worker.stop, daemon=True).start()
+            return
+        self._all.add(worker)
+        self._idle.put_nowait(worker)
+
+    async def run(self, job: Job) -> Answer:
+        """Run ``job`` on an idle worker (503 ``Busy`` past the queue wait) within the deadline."""
+        worker = await self._acquire()
+        idle = self._idle
+        assert idle is not None
         self.in_flight += 1
+        healthy = False
         try:
-            return await asyncio.wait_for(worker.call(job), timeout=self.timeout)
-        except TimeoutError:
-            self.timeouts += 1
-            self._all.discard(worker)
-            worker.kill()
-            worker = await asyncio.to_thread(self._spawn)
-            raise QueryTimeout() from None
-        except (EOFError, OSError, BrokenPipeError):
-            self._all.discard(worker)
-            worker.kill()
-            worker = await asyncio.to_thread(self._spawn)
-            raise QueryError("the query worker stopped unexpectedly; try again") from None
+            try:
+                status, payload = await asyncio.wait_for(worker.call(job), timeout=self.timeout)
+            except TimeoutError:
+                self.timeouts += 1
+                raise QueryTimeout() from None
+            except (EOFError, OSError):
+                raise QueryError("the query worker stopped unexpectedly; try again") from None
+            healthy = True
         finally:
             self.in_flight -= 1
-            self._idle.put_nowait(worker)
+            if healthy:
+                idle.put_nowait(worker)
+            else:
+                self._replace(worker)
+        if status == "ok":
+            return payload
+        raise payload
 
     async def close(self) -> None:
+        self._closed = True
         workers = list(self._all)
         self._all.clear()
         await asyncio.to_thread(lambda: [w.stop() for w in workers])
@@ -308,9 +412,28 @@ class Engine:
         names = [v.value for v in solutions.variables]
         return [{n: row[n] for n in names} for row in solutions]
 
-    def triples(self, query: str) -> list[ox.Triple]:
+    def triples(self, query: str, **kwargs: Any) -> list[ox.Triple]:
         """Triples of a trusted CONSTRUCT."""
-        return list(self.local.query(query))
+        return list(self.local.query(query, **kwargs))
+
+    def exists(self, iri: str) -> bool:
+        """Whether the graph says anything about ``iri`` (as a subject)."""
+        node = ox.NamedNode(iri)
+        return any(True for _ in self.local.quads_for_pattern(node, None, None))
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def run(self, job: Job) -> Answer:
+        """A public query, with its deadline and the concurrency bound."""
+        return await self.pool.run(job)
+
+    @property
+    def in_flight(self) -> int:
+        return self.pool.in_flight
 
     def count(self) -> int:
         return len(self.local)

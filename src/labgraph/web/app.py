@@ -1,39 +1,67 @@
-"""The application factory: routers, middleware and the release runtime.
+"""The application factory: routers, middleware, the release runtime, and how uvicorn runs it.
 
-Middleware order (outermost first): request limits (414/413 before anything is read), CORS,
-gzip. The runtime is started in the lifespan and watched for new releases, so ``labgraph build``
-switching ``current`` (or a SIGHUP) is picked up without a restart.
+Middleware order (outermost first): observability (request id, access log, metrics: it sees every
+answer, refusals included), request limits (414/413 before anything is read, chunked bodies
+included), CORS, the per-client SPARQL rate limit (429), gzip. The runtime is started in the
+lifespan and watched for new releases, so ``labgraph build`` switching ``current`` (or a SIGHUP)
+is picked up without a restart.
+
+:func:`uvicorn_options` holds what a public server needs from uvicorn: a slow-client guard
+(:class:`GuardedH11Protocol`: a whole request must arrive within ``client_timeout``, and one
+address may hold only so many connections), keep-alive and concurrency bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
+import re
 import signal
-from collections.abc import AsyncIterator
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import h11
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .. import __version__
 from ..settings import Settings
 from . import pages, resources, sparql
 from .http import error
+from .observability import Metrics, Observability, configure_access_log, flush_access_log
+from .ratelimit import LIMITED_PATHS, RateLimit, client_key
 from .runtime import Runtime
 
 log = logging.getLogger("labgraph.server")
 STATIC = Path(__file__).parent / "static"
-RELOAD_POLL_SECONDS = 2.0
+#: Room for the method, the HTTP version and the line end around the request target.
+REQUEST_LINE_SLACK = 64
+#: Largest request head (request line and headers) the HTTP parser buffers.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the limit while it was being read (chunked uploads)."""
 
 
 class RequestLimits:
-    """Refuse over-long URLs (414) and over-large bodies (413) before any handler runs."""
+    """Refuse over-long URLs (414) and over-large bodies (413) before any handler runs.
+
+    A body announced by Content-Length is judged at once; a chunked one is counted as it is read
+    and refused as soon as it passes the limit, so an endless upload cannot fill memory.
+    """
 
     def __init__(self, app: ASGIApp, max_url: int, max_body: int) -> None:
         self.app = app
@@ -60,28 +88,64 @@ class RequestLimits:
                     await error(413, f"request body larger than {self.max_body} bytes")(
                         scope, receive, send)
                     return
-        await self.app(scope, receive, send)
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await error(413, f"request body larger than {self.max_body} bytes",
+                            {"Connection": "close"})(scope, receive, send)
 
 
 def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     """A FastAPI app serving ``releases/current`` (or one dataset file)."""
     runtime = Runtime(settings, dataset)
+    metrics = Metrics(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_access_log(settings.access_log)
         await runtime.start()
-        watcher = asyncio.create_task(_watch(runtime))
+        watcher = asyncio.create_task(_watch(runtime, settings.reload_interval))
+        hangups: set[asyncio.Task[bool]] = set()
+
+        def on_sighup() -> None:
+            log.info("SIGHUP: checking for a new release")
+            task = asyncio.ensure_future(runtime.reload(force=True))
+            hangups.add(task)
+            task.add_done_callback(_logged_done(hangups))
+
         loop = asyncio.get_running_loop()
+        handled = False
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP,
-                                    lambda: asyncio.ensure_future(runtime.reload()))
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+            handled = True
         try:
             yield
         finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGHUP)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             await runtime.close()
+            await asyncio.to_thread(flush_access_log, 2.0)
 
     app = FastAPI(
         title="labgraph",
@@ -94,6 +158,7 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.metrics = metrics
     app.state.documents = resources.DocumentCache()
     app.include_router(sparql.router)
     app.include_router(resources.router)
@@ -101,30 +166,259 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Ready when it answers 200",
-                   response_class=PlainTextResponse)
+                   response_class=PlainTextResponse,
+                   responses={200: {"description": "ok and the release served",
+                                    "content": {"text/plain": {}}},
+                              503: {"description": "starting",
+                                    "content": {"text/plain": {}}}})
     async def healthz(request: Request) -> Response:
         current = runtime.current
         if current is None:
             return error(503, "starting")
         return PlainTextResponse(f"ok {current.id}\n", headers={"Cache-Control": "no-store"})
 
+    if settings.metrics:
+        @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                 responses={200: {"description": "Prometheus text exposition format",
+                                  "content": {"text/plain": {}}}})
+        async def metrics_endpoint() -> Response:
+            body, content_type = metrics.exposition()
+            return Response(body, media_type=content_type,
+                            headers={"Cache-Control": "no-store"})
+
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
+                       on_limited=metrics.rate_limited.inc)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],
                        allow_headers=["Accept", "Content-Type", "If-None-Match",
-                                      "If-Modified-Since"],
+                                      "If-Modified-Since", "X-Request-Id"],
                        expose_headers=["ETag", "Link", "Content-Location", "Location",
-                                       "X-Labgraph-Release", "Retry-After"],
+                                       "X-Labgraph-Release", "Retry-After", "X-Request-Id"],
                        max_age=86400)
     app.add_middleware(RequestLimits, max_url=settings.max_url_bytes,
                        max_body=settings.max_query_bytes)
+    app.add_middleware(Observability, metrics=metrics, max_body=settings.max_query_bytes)
     return app
 
 
-async def _watch(runtime: Runtime) -> None:
+#: Answers the middleware may give on any operation, and on the SPARQL endpoint.
+_MIDDLEWARE_RESPONSES = {
+    "413": {"description": "Request body larger than max_query_bytes",
+            "content": {"text/plain": {}}},
+    "414": {"description": "Request URL longer than max_url_bytes",
+            "content": {"text/plain": {}}},
+}
+_RATE_LIMITED = {"429": {"description": "Too many queries from this address (rate_limit, "
+                         "rate_burst); Retry-After says when to retry",
+                         "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                                     "description": "seconds"}},
+                         "content": {"text/plain": {}}}}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with one operationId per method and the middleware's answers.
+
+    FastAPI gives a GET+HEAD route the same operationId twice (invalid OpenAPI); the answers of
+    the middleware (413, 414, 429) are not declared by any route.
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+        spec = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                           description=app.description, routes=app.routes)
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            operation["operationId"] = re.sub(r"\W+", "_", f"{method}{path}").strip("_")
+            responses = operation.setdefault("responses", {})
+            extra = dict(_MIDDLEWARE_RESPONSES)
+            if path in LIMITED_PATHS:
+                extra.update(_RATE_LIMITED)
+            for status, declared in extra.items():
+                responses.setdefault(status, declared)
+    app.openapi_schema = spec
+    return spec
+
+
+def _logged_done(tasks: set[asyncio.Task[bool]]) -> Callable[[asyncio.Task[bool]], None]:
+    """A done-callback that forgets a SIGHUP reload task and logs its failure, if any."""
+
+    def done(task: asyncio.Task[bool]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reload failed; still serving the previous release",
+                      exc_info=task.exception())
+    return done
+
+
+async def _watch(runtime: Runtime, interval: float) -> None:
     """Pick up a new ``current`` release on its own (``labgraph build`` switched it)."""
+    if interval <= 0:
+        return  # SIGHUP only
     while True:
-        await asyncio.sleep(RELOAD_POLL_SECONDS)
+        await asyncio.sleep(interval)
         try:
             await runtime.reload()
         except Exception:  # a failed reload must never stop the watcher
             log.exception("reload failed; still serving the previous release")
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with the guards a public server needs against slow clients.
+
+    uvicorn times out idle keep-alive connections but not a request being sent: a client sending
+    its headers a byte at a time would hold its connection (and a slot of ``limit_concurrency``)
+    for ever. Here a whole request (head and body) must arrive within ``client_timeout`` of its
+    first byte (or of the connection's opening), else 408 and the connection is closed; one
+    client address may hold at most ``per_client`` connections (trusted proxies excepted); an
+    over-long request line gets 414 and an over-large head 431, as RFC 9110 asks, rather than a
+    bare 400 from the parser.
+    """
+
+    def __init__(self, *args: Any, client_timeout: float = 10.0, per_client: int = 0,
+                 max_line: int = 8192 + REQUEST_LINE_SLACK,
+                 trusted: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client_timeout = client_timeout
+        self.per_client = per_client
+        self.max_line = max_line
+        self.max_head = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
+        self.trusted = trusted
+        self._deadline: asyncio.TimerHandle | None = None
+        self._client_key: str | None = None
+
+    def _counts(self) -> Counter[str]:
+        counts = getattr(self.server_state, "labgraph_per_client", None)
+        if counts is None:
+            counts = Counter()
+            self.server_state.labgraph_per_client = counts  # type: ignore[attr-defined]
+        return counts
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        host = self.client[0] if self.client else None
+        if self.per_client and host is not None and not _trusted(host, self.trusted):
+            key = client_key(host)
+            counts = self._counts()
+            if counts[key] >= self.per_client:
+                self._refuse(503, "too many connections from your address",
+                             {"Retry-After": "1"})
+                return
+            counts[key] += 1
+            self._client_key = key
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._client_key is not None:
+            counts = self._counts()
+            counts[self._client_key] -= 1
+            if counts[self._client_key] <= 0:
+                del counts[self._client_key]
+            self._client_key = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            head = self.conn.trailing_data[0] + data
+            if b"\n" not in head[: self.max_line + 2] and len(head) > self.max_line:
+                self._refuse(414, f"request line longer than {self.max_line} bytes")
+                return
+            ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+            if (min(ends) if ends else len(head)) > self.max_head:
+                self._refuse(431, f"request head larger than {self.max_head} bytes")
+                return
+        super().data_received(data)
+        if self.transport.is_closing():
+            self._disarm()
+        elif self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            if self._deadline is None:
+                self._arm()
+        else:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Idle keep-alive connections are uvicorn's timeout_keep_alive's business; a request
+        # already partly received (pipelined) keeps its deadline.
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            self._disarm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.client_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        partial = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+        started = self.cycle is not None and self.cycle.response_started
+        if partial and not started:
+            self._refuse(408, f"the request did not arrive within {self.client_timeout:g} s")
+            if self.cycle is not None:
+                self.cycle.disconnected = True
+                self.cycle.message_event.set()
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """Answer with a bare response outside h11's state machine, then close."""
+        body = (message + "\n").encode("utf-8")
+        reason = {408: "Request Timeout", 414: "URI Too Long",
+                  431: "Request Header Fields Too Large",
+                  503: "Service Unavailable"}.get(status, "Error")
+        lines = [f"HTTP/1.1 {status} {reason}", "content-type: text/plain; charset=utf-8",
+                 f"content-length: {len(body)}", "connection: close",
+                 *(f"{k}: {v}" for k, v in (headers or {}).items())]
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
+        self.transport.close()
+
+
+def _trusted(host: str, trusted: frozenset[str]) -> bool:
+    """Whether ``host`` is one of the trusted proxies (addresses, networks or ``*``)."""
+    if "*" in trusted or host in trusted:
+        return True
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host)
+        for entry in trusted:
+            with contextlib.suppress(ValueError):
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+    return False
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` to serve ``settings`` publicly.
+
+    The protocol is a ``functools.partial`` of a module-level class, so it pickles: uvicorn's
+    ``workers`` > 1 passes its config to each worker process.
+    """
+    trusted = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",")
+                        if ip.strip())
+    max_head = max(MAX_HEAD_BYTES, settings.max_url_bytes + 8 * 1024)
+    protocol = functools.partial(
+        GuardedH11Protocol, client_timeout=settings.client_timeout,
+        per_client=settings.max_connections_per_client,
+        max_line=settings.max_url_bytes + REQUEST_LINE_SLACK, trusted=trusted)
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol,
+        "log_level": "info",
+        "access_log": False,  # ours is structured (labgraph.access)
+        "server_header": False,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": ",".join(sorted(trusted)) or None,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_graceful_shutdown": 10,
+        "limit_concurrency": settings.max_connections,
+        "backlog": 2048,
+        "h11_max_incomplete_event_size": max_head,
+    }

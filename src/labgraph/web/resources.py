@@ -254,7 +254,9 @@ CATALOG_FORMATS = (formats.TURTLE, formats.JSONLD, formats.RDFXML)
 @router.api_route("/catalog.{extension}", methods=["GET", "HEAD"],
                   summary="DCAT-AP 3 catalogue of the datasets (ttl, jsonld, rdf)",
                   responses={200: {"content": {f.media_type: {} for f in CATALOG_FORMATS},
-                                   "description": "the catalogue"}},
+                                   "description": "the catalogue"},
+                             404: {"description": "no catalogue in that format",
+                                   "content": {"text/plain": {}}}},
                   response_class=Response)
 async def catalog_file(request: Request, extension: str) -> Response:
     async with request.app.state.runtime.use() as published:
@@ -333,7 +335,10 @@ async def ontology(request: Request) -> Response:
 
 @router.api_route("/def/{term:path}", methods=["GET", "HEAD"],
                   summary="An ontology term: 303 to the ontology document",
-                  status_code=303, response_class=Response)
+                  status_code=303, response_class=Response,
+                  responses={303: {"description": "See Other: the term's section of /def/"},
+                             404: {"description": "no such term in the ontology",
+                                   "content": {"text/plain": {}}}})
 async def ontology_term(request: Request, term: str) -> Response:
     async with request.app.state.runtime.use() as published:
         iri = LG + term

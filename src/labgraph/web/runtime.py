@@ -2,8 +2,11 @@
 
 A :class:`Published` bundles one release (or one dataset file) with its query engine. Requests take
 the current one at their start and keep it to the end, so a swap never changes data under a
-request in flight; the old engine is closed once nothing uses it. A release that fails to open
-(incomplete, corrupted) is never loaded: the server keeps the last good one and logs why.
+request in flight; the old engine's workers are stopped once no request uses it, in the
+background. A release is checked in full (every file's size *and* sha256) before it is loaded, so
+a half-written or corrupted one is never served: the server keeps the last good one and logs why,
+once per broken release rather than at every poll. Everything slow (reading, hashing, loading the
+store, starting workers) runs in threads, so a reload never stalls the requests being answered.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..iris import Minter
-from ..release import Release, ReleaseError, current
+from ..release import CURRENT, Release, ReleaseError, list_releases, open_release
 from ..settings import Settings
-from ..store import Engine, prepare
+from ..store import Answer, Busy, Engine, Job, QueryError, QueryPool, QueryTimeout, prepare
 
 log = logging.getLogger("labgraph.server")
+GRAPH_FILE = "labgraph.nq"
+WARM_UP = "ASK { }"
 
 
 @dataclass
@@ -39,6 +46,64 @@ class Published:
     def etag_base(self) -> str:
         return self.id
 
+    @property
+    def busy(self) -> bool:
+        return self.users > 0 or self.engine.pool.in_flight > 0
+
+
+@dataclass
+class Stats:
+    """Counters the metrics endpoint reads; they outlive the engines they came from."""
+
+    timeouts: int = 0
+    busy: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    in_flight: int = 0
+
+
+class _CountingPool(QueryPool):
+    """The query pool, counting deadlines hit and busy refusals for the metrics."""
+
+    def __init__(self, store_path: Path, *, stats: Stats, **kwargs: Any) -> None:
+        super().__init__(store_path, **kwargs)
+        self.stats = stats
+
+    async def run(self, job: Job) -> Answer:
+        self.stats.in_flight += 1
+        try:
+            return await super().run(job)
+        except QueryTimeout:
+            self.stats.timeouts += 1
+            raise
+        except Busy:
+            self.stats.busy += 1
+            raise
+        finally:
+            self.stats.in_flight -= 1
+
+
+class _ObservedEngine(Engine):
+    def __init__(self, store_path: Path, *, stats: Stats, **kwargs: Any) -> None:
+        super().__init__(store_path, **kwargs)
+        self.pool = _CountingPool(store_path, stats=stats, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    ident: str
+    modified: dt.datetime
+    source: Path
+    release: Release | None
+
+
+class _Refused(Exception):
+    """A candidate that must not be served; ``key`` identifies it so it is reported once."""
+
+    def __init__(self, key: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 class Runtime:
     """Holds the current :class:`Published`; reloads on SIGHUP or when ``current`` moves."""
@@ -48,9 +113,18 @@ class Runtime:
         self.dataset = dataset
         self.minter = Minter(settings.base)
         self.current: Published | None = None
+        self.stats = Stats()
+        self.last_error: str | None = None
         self._lock = asyncio.Lock()
         self._retired: list[Published] = []
-        self.last_error: str | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._refused: tuple[Any, ...] | None = None
+        self._dataset_stat: tuple[int, int] | None = None
+
+    @property
+    def retired(self) -> list[Published]:
+        """Previous releases whose requests are still running."""
+        return list(self._retired)
 
     @property
     def cache_dir(self) -> Path:
@@ -59,68 +133,162 @@ class Runtime:
         return self.settings.releases_dir / ".stores"
 
     async def start(self) -> None:
-        loaded = await self.reload()
-        if not loaded and self.current is None:
+        """Load what ``current`` points to; if it is broken, the newest complete release."""
+        await self.reload(force=True)
+        if self.current is None and self.dataset is None:
+            fallback = await asyncio.to_thread(self._newest_complete)
+            if fallback is not None:
+                log.warning("serving %s, the newest complete release, until current is fixed",
+                            fallback.ident)
+                async with self._lock:
+                    await self._load(fallback)
+        if self.current is None:
             raise RuntimeError(self.last_error or "nothing to serve")
 
-    async def reload(self) -> bool:
-        """Load the newest servable release if it differs from the current one."""
+    async def reload(self, *, force: bool = False) -> bool:
+        """Load the release ``current`` points to if it is new and complete; True if it was.
+
+        A refused release is logged once; ``force`` (SIGHUP, start) checks and logs it again.
+        """
         async with self._lock:
             try:
-                found = await asyncio.to_thread(self._locate)
-            except (ReleaseError, OSError, ValueError) as err:
-                self.last_error = str(err)
-                log.error("not loading release: %s; still serving %s", err,
-                          self.current.id if self.current else "nothing")
+                candidate = await asyncio.to_thread(self._locate, force)
+            except _Refused as err:
+                self._refuse(err, force)
                 return False
-            if found is None:
-                self.last_error = f"no release in {self.settings.releases_dir}"
+            if candidate is None:
                 return False
-            ident, modified, source, release = found
-            if self.current is not None and self.current.id == ident:
-                return False
-            try:
-                store_path = await asyncio.to_thread(prepare, source, self.cache_dir)
-                engine = Engine(store_path, size=self.settings.max_concurrent_queries,
-                                timeout=self.settings.query_timeout,
-                                queue_wait=self.settings.queue_wait,
-                                max_bytes=self.settings.max_result_bytes)
-                await engine.pool.start()
-            except (OSError, ValueError) as err:
-                self.last_error = f"{source}: {err}"
-                log.error("not loading %s: %s; still serving %s", source, err,
-                          self.current.id if self.current else "nothing")
-                return False
-            previous, self.current = self.current, Published(ident, modified, engine, release)
-            log.info("serving %s (%d quads)", ident, engine.count())
-            if previous is not None:
-                self._retired.append(previous)
-            await self._close_retired()
-            return True
+            return await self._load(candidate)
 
-    def _locate(self) -> tuple[str, dt.datetime, Path, Release | None] | None:
+    def _refuse(self, err: _Refused, force: bool) -> None:
+        if force or err.key != self._refused:
+            self.stats.reload_failures += 1
+            log.error("not loading %s; still serving %s", err,
+                      self.current.id if self.current else "nothing")
+        self._refused = err.key
+        self.last_error = str(err)
+
+    async def _load(self, candidate: _Candidate) -> bool:
+        engine: Engine | None = None
+        try:
+            store_path = await asyncio.to_thread(prepare, candidate.source, self.cache_dir)
+            engine = await asyncio.to_thread(self._engine, store_path)
+            await engine.pool.start()
+            await self._warm_up(engine)
+        except (OSError, ValueError, SyntaxError, QueryError, QueryTimeout, Busy) as err:
+            if engine is not None:
+                await engine.pool.close()
+            self._refuse(_Refused(("load", candidate.ident), f"{candidate.source}: {err}"),
+                         False)
+            return False
+        previous = self.current
+        self.current = Published(candidate.ident, candidate.modified, engine, candidate.release)
+        self._refused = None
+        self.last_error = None
+        self.stats.reloads += 1
+        log.info("serving %s%s", candidate.ident,
+                 f" (was {previous.id})" if previous is not None else "")
+        if previous is not None:
+            self._retired.append(previous)
+            self._close_idle()
+        return True
+
+    @staticmethod
+    async def _warm_up(engine: Engine) -> None:
+        """One trivial query per worker before the swap: the first users of a new release
+        must not wait for its workers to start (imports, opening the store)."""
+        await asyncio.gather(*(engine.pool.run(Job(WARM_UP)) for _ in range(engine.pool.size)))
+
+    def _engine(self, store_path: Path) -> Engine:
+        settings = self.settings
+        return _ObservedEngine(store_path, stats=self.stats,
+                               size=settings.max_concurrent_queries,
+                               timeout=settings.query_timeout, queue_wait=settings.queue_wait,
+                               max_bytes=settings.max_result_bytes)
+
+    def _locate(self, force: bool) -> _Candidate | None:
+        """The candidate to load, None when nothing changed; raises :class:`_Refused`."""
         if self.dataset is not None:
-            data = self.dataset.read_bytes()
-            ident = hashlib.sha256(data).hexdigest()[:16]
-            modified = dt.datetime.fromtimestamp(self.dataset.stat().st_mtime, dt.UTC)
-            return ident, modified.replace(microsecond=0), self.dataset, None
-        release = current(self.settings.releases_dir)
-        if release is None:
+            return self._locate_dataset(force)
+        link = self.settings.releases_dir / CURRENT
+        if not link.is_symlink() and not link.exists():
+            if self.current is None:
+                raise _Refused(("missing",), f"no release in {self.settings.releases_dir}")
             return None
-        built = dt.datetime.fromisoformat(str(release.manifest["built"]).replace("Z", "+00:00"))
-        return release.id, built, release.file("labgraph.nq"), release
+        path = link.resolve()
+        current = self.current
+        if current is not None and current.release is not None and current.release.path == path:
+            return None
+        try:
+            stamp = (path / "manifest.json").stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        key = ("release", str(path), stamp)
+        if key == self._refused and not force:
+            return None
+        return self._check(path, key)
 
-    async def _close_retired(self) -> None:
-        still = []
-        for old in self._retired:
-            if old.users == 0 and old.engine.pool.in_flight == 0:
-                await old.engine.pool.close()
-            else:
-                still.append(old)
-        self._retired = still
+    def _check(self, path: Path, key: tuple[Any, ...]) -> _Candidate:
+        try:
+            release = open_release(path, verify=True)
+            if GRAPH_FILE not in release.manifest["files"]:
+                raise ReleaseError(f"{path}: no {GRAPH_FILE} in the manifest")
+            built = dt.datetime.fromisoformat(str(release.manifest["built"]).replace("Z", "+00:00"))
+        except (ReleaseError, KeyError, ValueError, OSError) as err:
+            raise _Refused(key, str(err)) from None
+        return _Candidate(release.id, built, release.file(GRAPH_FILE), release)
+
+    def _locate_dataset(self, force: bool) -> _Candidate | None:
+        assert self.dataset is not None
+        try:
+            info = self.dataset.stat()
+        except OSError as err:
+            raise _Refused(("dataset", None), f"{self.dataset}: {err}") from None
+        stat = (info.st_mtime_ns, info.st_size)
+        if stat == self._dataset_stat and not force:
+            return None  # unchanged: do not re-read and re-hash a large file at every poll
+        self._dataset_stat = stat
+        digest = hashlib.sha256()
+        with open(self.dataset, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        ident = digest.hexdigest()[:16]
+        if self.current is not None and self.current.id == ident:
+            return None
+        modified = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC).replace(microsecond=0)
+        return _Candidate(ident, modified, self.dataset, None)
+
+    def _newest_complete(self) -> _Candidate | None:
+        for release in reversed(list_releases(self.settings.releases_dir)):
+            try:
+                return self._check(release.path, ("fallback", str(release.path)))
+            except _Refused as err:
+                log.error("not loading %s", err)
+        return None
+
+    def _close_idle(self) -> None:
+        """Stop the workers of retired releases no request uses any more (in the background)."""
+        idle = [p for p in self._retired if not p.busy]
+        for published in idle:
+            self._retired.remove(published)  # before any await: never closed twice
+            task = asyncio.get_running_loop().create_task(self._close(published))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _close(self, published: Published) -> None:
+        try:
+            await published.engine.pool.close()
+            log.info("stopped the query workers of %s", published.id)
+        except Exception:  # closing must never take the server down
+            log.exception("could not stop the query workers of %s", published.id)
+
+    async def drain(self) -> None:
+        """Wait until the retired engines being closed are closed (tests, shutdown)."""
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
 
     @contextlib.asynccontextmanager
-    async def use(self):  # type: ignore[no-untyped-def]
+    async def use(self) -> AsyncIterator[Published]:
         """The current release for the length of one request."""
         published = self.current
         if published is None:
@@ -130,11 +298,15 @@ class Runtime:
             yield published
         finally:
             published.users -= 1
-            if self._retired and published in self._retired:
-                await self._close_retired()
+            if published in self._retired:
+                self._close_idle()
 
     async def close(self) -> None:
-        for published in [*self._retired, *([self.current] if self.current else [])]:
-            await published.engine.pool.close()
+        """Stop every engine (server shutdown)."""
+        everything = [*self._retired, *([self.current] if self.current else [])]
         self._retired = []
         self.current = None
+        for published in everything:
+            await self._close(published)
+        await self.drain()
+

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from ..release import ReleaseError, current
 from ..settings import Settings
-from .app import create_app
+from .app import create_app, uvicorn_options
 
 DATASET_ENV = "_LABGRAPH_SERVE_DATASET"
 
@@ -43,15 +43,7 @@ def serve(settings: Settings, *, dataset: Path | None = None, workers: int = 1) 
                 for problem in outcome.problems:
                     print(problem, file=sys.stderr)
                 return 1
-    options = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "info",
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": 10,
-        "limit_concurrency": 1024,
-        "h11_max_incomplete_event_size": 16 * 1024,
-    }
+    options = uvicorn_options(settings)
     if workers > 1:
         # Each worker process rebuilds the settings from the environment.
         for name, value in settings.model_dump().items():

@@ -36,6 +36,14 @@ _W3C_FORMAT_NAMES = {
     "xml": "SPARQL_Results_XML", "csv": "SPARQL_Results_CSV", "tsv": "SPARQL_Results_TSV",
 }
 SD_FORMATS = (*formats.GRAPH_FORMATS, formats.HTML)
+#: What each query form's result can be written in. CSV and TSV have no boolean form (the W3C
+#: CSV/TSV results note defines only solutions), so an ASK is offered as JSON and XML.
+BOOLEAN_FORMATS = (formats.SPARQL_JSON, formats.SPARQL_XML)
+OFFERS: dict[str, tuple[formats.Format, ...]] = {
+    "SELECT": formats.RESULTS_FORMATS, "ASK": BOOLEAN_FORMATS,
+    "CONSTRUCT": formats.GRAPH_FORMATS, "DESCRIBE": formats.GRAPH_FORMATS,
+}
+_FORM_OF_KIND = {"solutions": "SELECT", "boolean": "ASK", "graph": "CONSTRUCT"}
 _FORM = "application/x-www-form-urlencoded"
 _DIRECT = "application/sparql-query"
 _UPDATE = "application/sparql-update"
@@ -66,9 +74,38 @@ class ProtocolError(Exception):
         self.message = message
 
 
-@router.api_route("/sparql", methods=["GET", "HEAD", "POST"], responses=RESPONSES,
-                  summary="SPARQL 1.1 Protocol endpoint (read-only)",
-                  response_class=Response)
+_GRAPH_PARAMS = [
+    {"name": name, "in": "query", "required": False, "style": "form", "explode": True,
+     "description": description, "schema": {"type": "array", "items": {"type": "string"}}}
+    for name, description in (
+        ("default-graph-uri", "IRI of a graph forming the default graph (repeatable)"),
+        ("named-graph-uri", "IRI of a named graph of the dataset (repeatable)"))
+]
+_FORMAT_PARAM = {"name": "format", "in": "query", "required": False,
+                 "description": "result format by extension or media type, instead of Accept",
+                 "schema": {"type": "string"}}
+QUERY_GET = {"parameters": [
+    {"name": "query", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "SPARQL 1.1 query; without it, the service description"},
+    *_GRAPH_PARAMS, _FORMAT_PARAM]}
+QUERY_POST = {"parameters": [*_GRAPH_PARAMS, _FORMAT_PARAM], "requestBody": {
+    "required": True,
+    "content": {
+        "application/sparql-query": {"schema": {"type": "string"}},
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["query"],
+            "properties": {"query": {"type": "string"},
+                           "default-graph-uri": {"type": "array", "items": {"type": "string"}},
+                           "named-graph-uri": {"type": "array", "items": {"type": "string"}}}}},
+    }}}
+
+
+@router.api_route("/sparql", methods=["GET", "HEAD"], responses=RESPONSES,
+                  summary="SPARQL 1.1 Protocol endpoint (read-only): query in the URL",
+                  response_class=Response, openapi_extra=QUERY_GET)
+@router.api_route("/sparql", methods=["POST"], responses=RESPONSES,
+                  summary="SPARQL 1.1 Protocol endpoint (read-only): query in the body",
+                  response_class=Response, openapi_extra=QUERY_POST)
 @router.api_route("/sparql/", methods=["GET", "HEAD", "POST"], include_in_schema=False,
                   response_class=Response)
 async def sparql(request: Request) -> Response:
@@ -86,31 +123,37 @@ async def sparql(request: Request) -> Response:
         info = guard.inspect(query)
         if info.refusal:
             return error(403 if info.is_update else 400, info.refusal)
-        format_param = request.query_params.get("format")
+        format_param = request.query_params.getlist("format")
         accept = request.headers.get("accept")
-        if format_param is None and info.form in ("SELECT", "ASK") and _wants_html(accept):
+        if not format_param and info.form in ("SELECT", "ASK") and _wants_html(accept):
             return await pages.sparql_page(request, published, query)
-        try:
-            results_fmt = _maybe(accept, formats.RESULTS_FORMATS, format_param)
-            graph_fmt = _maybe(accept, formats.GRAPH_FORMATS, format_param)
-        except NegotiationError as err:
-            return error(err.status, err.message)
-        needed = {"SELECT": results_fmt, "ASK": results_fmt, "CONSTRUCT": graph_fmt,
-                  "DESCRIBE": graph_fmt}
-        if info.form in needed and needed[info.form] is None:
-            offers = formats.GRAPH_FORMATS if info.form in ("CONSTRUCT", "DESCRIBE") \
-                else formats.RESULTS_FORMATS
-            return _not_acceptable(offers)
+        offers = OFFERS.get(info.form or "")
+        if offers is not None:  # negotiate among what this form can be written in
+            try:
+                fmt = negotiate(accept, offers, format_param=format_param)
+            except NegotiationError as err:
+                return error(400, err.message) if err.status == 400 else _not_acceptable(offers)
+            graph = offers is formats.GRAPH_FORMATS
+            results_fmt, graph_fmt = (None, fmt) if graph else (fmt, None)
+        else:  # not a query the guard recognises: the engine's parser will say why (400)
+            try:
+                results_fmt = _maybe(accept, formats.RESULTS_FORMATS, format_param)
+                graph_fmt = _maybe(accept, formats.GRAPH_FORMATS, format_param)
+            except NegotiationError as err:
+                return error(err.status, err.message)
+        # Relative IRIs in a query resolve against the endpoint as reached (SPARQL 1.1
+        # Protocol: the service-defined BASE "MAY be the service endpoint").
         job = Job(query, tuple(defaults), tuple(named),
                   results_fmt.name if results_fmt else None,
-                  graph_fmt.name if graph_fmt else None)
+                  graph_fmt.name if graph_fmt else None,
+                  base_iri=_endpoint(request))
         etag = etag_for(published, "sparql", repr(job))
         headers = validators(published, etag)
         headers["Vary"] = "Accept"
         if request.method in ("GET", "HEAD") and not_modified(request, etag, published.modified):
             return Response(status_code=304, headers=headers)
         try:
-            answer = await published.engine.pool.run(job)
+            answer = await published.engine.run(job)
         except QueryError as err:
             return error(400, f"malformed or unsupported query: {err}")
         except QueryTimeout:
@@ -125,16 +168,18 @@ async def sparql(request: Request) -> Response:
             return error(422, f"the result is larger than {settings.max_result_bytes} bytes, "
                          "the cap of this endpoint: add LIMIT/OFFSET or download the dumps")
         except NotAcceptable as err:
-            offers = formats.GRAPH_FORMATS if err.kind == "graph" else formats.RESULTS_FORMATS
-            if err.kind == "boolean":
-                offers = (formats.SPARQL_JSON, formats.SPARQL_XML)
-            return _not_acceptable(offers)
+            return _not_acceptable(OFFERS[_FORM_OF_KIND[err.kind]])
         fmt = formats.by_extension(answer.format)
         assert fmt is not None
         if request.method == "POST":
             headers.pop("ETag")
             headers["Cache-Control"] = "no-store"
         return Response(answer.body, media_type=fmt.content_type, headers=headers)
+
+
+def _endpoint(request: Request) -> str:
+    """The endpoint URL the client used, without its query string."""
+    return str(request.url.replace(query="", fragment=""))
 
 
 def _wants_html(accept: str | None) -> bool:
@@ -148,7 +193,7 @@ def _wants_html(accept: str | None) -> bool:
 
 
 def _maybe(accept: str | None, offers: Sequence[formats.Format],
-           format_param: str | None) -> formats.Format | None:
+           format_param: Sequence[str]) -> formats.Format | None:
     try:
         return negotiate(accept, offers, format_param=format_param)
     except NegotiationError as err:
@@ -283,13 +328,13 @@ def request_free_void(published: Published) -> str | None:
 def _describe_service(request: Request, published: Published) -> Response:
     accept = request.headers.get("accept")
     try:
-        fmt = negotiate(accept, SD_FORMATS, format_param=request.query_params.get("format"))
+        fmt = negotiate(accept, SD_FORMATS, format_param=request.query_params.getlist("format"))
     except NegotiationError as err:
         return error(err.status, err.message if err.status == 400 else
                      f"not acceptable; offered: {offered_list(SD_FORMATS)}")
     if fmt is formats.HTML:
         return pages.query_form(request, published)
-    endpoint = str(request.url.replace(query="", fragment=""))
+    endpoint = _endpoint(request)
     triples = service_description(endpoint, published)
     body = formats.serialize_graph(triples, fmt, {"sd": SD, "void": expand("void:"),
                                                   "dcat": expand("dcat:")})

@@ -1,0 +1,318 @@
+"""What an operator sees: JSON-lines access logs, request ids and Prometheus metrics.
+
+Every request gets an id (a sane incoming ``X-Request-Id`` is kept, so a proxy's id follows the
+request through), echoed in the response and in its access-log line. A log line never holds a
+client's query, only its hash: queries can carry personal data, and a hash is enough to group
+the lines of one query. Metrics are labelled by route *template* (``/id/{type_}/{id_}``), never
+by raw path, so a scan of random URLs cannot grow them without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import logging.handlers
+import queue
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+ACCESS_LOGGER = "labgraph.access"
+REQUEST_ID_HEADER = "x-request-id"
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"})
+_SPARQL_PATHS = frozenset({"/sparql", "/sparql/"})
+_FORM = "application/x-www-form-urlencoded"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+UNMATCHED = "<unmatched>"
+
+
+def request_id(incoming: bytes | None) -> str:
+    """The incoming id when it is short printable ASCII, else a new random one."""
+    if incoming:
+        try:
+            text = incoming.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if _SANE_ID.fullmatch(text):
+            return text
+    return uuid.uuid4().hex
+
+
+def query_hash(query: str | bytes) -> str:
+    """A short, stable fingerprint of a query (the same text always gives the same hash)."""
+    data = query.encode("utf-8", "surrogatepass") if isinstance(query, str) else query
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def sparql_query_hash(query_string: bytes, content_type: str, body: bytes) -> str | None:
+    """The hash of the query of a SPARQL protocol request (URL, form body or direct body)."""
+    try:
+        params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    except ValueError:
+        params = {}
+    if "query" in params:
+        return query_hash(params["query"][0])
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == _FORM and body:
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            return query_hash(body)
+        if "query" in form:
+            return query_hash(form["query"][0])
+        return None
+    return query_hash(body) if body else None
+
+
+class _Dropping(logging.handlers.QueueHandler):
+    """Hands records to the writer thread; when it has fallen ``maxsize`` lines behind (a stuck
+    pipe, a full disk, a slow collector), drops them and counts them rather than wait."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(queue.Queue(maxsize))
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+class _AccessLog:
+    """The access log's queue and the daemon thread that writes it out."""
+
+    def __init__(self, target: logging.Handler, maxsize: int) -> None:
+        self.target = target
+        self.handler = _Dropping(maxsize)
+        self.thread = threading.Thread(target=self._write, name="labgraph-access-log",
+                                       daemon=True)
+        self.thread.start()
+
+    def _write(self) -> None:
+        records: Any = self.handler.queue
+        while (record := records.get()) is not None:
+            try:
+                self.target.handle(record)
+            except Exception:  # a destination gone for good: the line is lost, not the server
+                self.handler.dropped += 1
+            finally:
+                records.task_done()
+
+    def stop(self) -> None:
+        """Write what is queued (for a moment at most: the destination may be stuck)."""
+        with contextlib.suppress(queue.Full):
+            self.handler.queue.put(None, timeout=1)
+        self.thread.join(timeout=2)
+        if not self.thread.is_alive():
+            with contextlib.suppress(OSError):
+                self.target.close()
+
+
+#: Lines the access log may fall behind its destination before it drops new ones.
+ACCESS_LOG_BACKLOG = 10_000
+_access_log: _AccessLog | None = None
+
+
+def configure_access_log(destination: str) -> logging.Logger:
+    """Send access lines (bare JSON, one per line) to stderr, stdout, a file, or nowhere.
+
+    Lines are written by a thread, never by the event loop: a log destination that stops
+    reading (a pipe nobody drains, a full disk) must not stop the server. Past a backlog of
+    :data:`ACCESS_LOG_BACKLOG` lines, new ones are dropped and counted
+    (``labgraph_access_log_dropped_total``).
+    """
+    global _access_log
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if _access_log is not None:
+        logger.removeHandler(_access_log.handler)
+        _access_log.stop()
+        _access_log = None
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    if destination == "off":
+        logger.disabled = True
+        return logger
+    logger.disabled = False
+    target: logging.Handler
+    if destination in ("stderr", "-"):
+        target = logging.StreamHandler(sys.stderr)
+    elif destination == "stdout":
+        target = logging.StreamHandler(sys.stdout)
+    else:  # a file; WatchedFileHandler reopens it after logrotate moves it
+        target = logging.handlers.WatchedFileHandler(destination, encoding="utf-8")
+    target.setFormatter(logging.Formatter("%(message)s"))
+    _access_log = _AccessLog(target, ACCESS_LOG_BACKLOG)
+    logger.addHandler(_access_log.handler)
+    return logger
+
+
+def flush_access_log(timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` s) until every queued access line is written (tests, shutdown)."""
+    if _access_log is None:
+        return
+    records: Any = _access_log.handler.queue
+    deadline = time.monotonic() + timeout
+    while records.unfinished_tasks and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def access_log_dropped() -> int:
+    """Access lines dropped because the destination fell behind."""
+    return _access_log.handler.dropped if _access_log is not None else 0
+
+
+class RuntimeCollector(Collector):
+    """Metrics read from the runtime at scrape time: the release served, query outcomes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        runtime = self.runtime
+        info = InfoMetricFamily("labgraph_release", "The release being served")
+        current = runtime.current
+        info.add_metric([], {"release": current.id if current else ""})
+        yield info
+        stats = runtime.stats
+        for name, help_text, value in (
+            ("labgraph_query_timeouts", "Queries stopped at their deadline", stats.timeouts),
+            ("labgraph_query_busy_rejections",
+             "Queries refused because every worker stayed busy (503)", stats.busy),
+            ("labgraph_reloads", "Releases loaded since start", stats.reloads),
+            ("labgraph_reload_failures", "Releases refused (incomplete or corrupted)",
+             stats.reload_failures),
+        ):
+            counter = CounterMetricFamily(name, help_text)
+            counter.add_metric([], value)
+            yield counter
+        gauge = GaugeMetricFamily("labgraph_queries_in_flight", "Queries being evaluated")
+        gauge.add_metric([], stats.in_flight)
+        yield gauge
+        dropped = CounterMetricFamily("labgraph_access_log_dropped",
+                                      "Access-log lines dropped: the destination fell behind")
+        dropped.add_metric([], access_log_dropped())
+        yield dropped
+        retired = GaugeMetricFamily("labgraph_retired_releases",
+                                    "Previous releases still finishing requests")
+        retired.add_metric([], len(runtime.retired))
+        yield retired
+
+
+class Metrics:
+    """The app's own registry (so several apps can live in one process, as in tests)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("labgraph_http_requests", "HTTP requests answered",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("labgraph_http_request_duration_seconds",
+                                 "Time to answer a request, by route template",
+                                 ["route", "method"], buckets=LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.rate_limited = Counter("labgraph_rate_limited",
+                                    "SPARQL requests refused with 429 (per-client rate)",
+                                    registry=self.registry)
+        self.registry.register(RuntimeCollector(runtime))
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text format of every metric, and its content type."""
+        return _generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (bounded cardinality), or a fixed label when none matched."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
+
+
+class Observability:
+    """Outermost ASGI middleware: request id, access-log line and metrics for every request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+        self.log = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        rid = request_id(headers.get(b"x-request-id"))
+        scope.setdefault("state", {})["request_id"] = rid
+        sent: dict[str, Any] = {"status": 500, "bytes": 0, "release": None}
+        is_sparql = scope.get("path") in _SPARQL_PATHS
+        body = bytearray()
+
+        async def observed_receive() -> Message:
+            message = await receive()
+            if is_sparql and message["type"] == "http.request" and len(body) <= self.max_body:
+                body.extend(message.get("body", b"")[: self.max_body + 1 - len(body)])
+            return message
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                raw = [(k, v) for k, v in message.get("headers", [])
+                       if k.lower() != b"x-request-id"]
+                raw.append((b"x-request-id", rid.encode("ascii")))
+                message["headers"] = raw
+                for key, value in raw:
+                    if key.lower() == b"x-labgraph-release":
+                        sent["release"] = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                sent["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, observed_receive, observed_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "")
+            route = route_template(scope)
+            self.metrics.observe(route, method if method in _METHODS else "OTHER",
+                                 sent["status"], elapsed)
+            line: dict[str, Any] = {
+                "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                "request_id": rid,
+                "client": (scope.get("client") or ("", 0))[0],
+                "method": method,
+                "path": scope.get("path", ""),
+                "route": route,
+                "status": sent["status"],
+                "duration_ms": round(elapsed * 1000, 3),
+                "bytes": sent["bytes"],
+            }
+            if sent["release"]:
+                line["release"] = sent["release"]
+            if is_sparql:
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                line["query_hash"] = sparql_query_hash(scope.get("query_string", b""),
+                                                       content_type, bytes(body))
+            self.log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))

@@ -1,0 +1,176 @@
+"""Deadlines that really stop a query, and a bounded number of queries at once.
+
+A runaway query (a four-way cross product of the real data: 1500⁴ rows) is sent to a real server
+started with a 1 s deadline. It must get a 503 that names the limit, soon after the limit; the
+worker process that ran it must be gone and nothing of labgraph may still burn CPU afterwards
+(measured on the server's process tree with psutil); and another client must be answered while
+it runs. With one worker and a short queue wait, a second query meanwhile gets 503 + Retry-After.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from test_sparql_endpoint import start_quiet
+
+from conftest import stop_server
+
+RUNAWAY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
+SIMPLE = "ASK { ?s ?p ?o }"
+
+
+class Server:
+    """A running server: its URL and its process tree."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url = url
+        self.process = psutil.Process(pid)
+
+    def query(self, text: str, timeout: float = 60) -> httpx.Response:
+        return httpx.get(self.url + "/sparql", params={"query": text}, timeout=timeout)
+
+    def tree(self) -> list[psutil.Process]:
+        return [self.process, *self.process.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and every process under it."""
+        total = 0.0
+        for proc in self.tree():
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def workers(self) -> set[int]:
+        """Live (not zombie) processes under the server: its query workers and their helpers."""
+        found = set()
+        for proc in self.process.children(recursive=True):
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.add(proc.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def replaced(self, old: set[int], timeout: float = 20) -> set[int]:
+        """The processes under the server once one of ``old`` is gone and a new one took its
+        place (a killed worker and its replacement)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.workers()
+            if len(found) == len(old) and found != old:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no worker replaced: {sorted(old)} -> {sorted(self.workers())}")
+
+    def recovered(self, old: set[int], timeout: float = 20) -> None:
+        """Wait until a killed worker is replaced and its replacement answers (it has opened the
+        store), so that the next test starts with every worker idle."""
+        self.replaced(old, timeout)
+        deadline = time.monotonic() + timeout
+        response = self.query(SIMPLE)
+        while response.status_code == 503 and time.monotonic() < deadline:  # busy: not ready
+            time.sleep(0.1)
+            response = self.query(SIMPLE)
+        assert response.status_code == 200, "the fresh worker serves the next queries"
+        assert response.json()["boolean"] is True
+
+
+def _serve(args: list[str], env: dict[str, str] | None = None) -> Iterator[Server]:
+    proc, url = start_quiet(args, env=env)
+    try:
+        server = Server(url, proc.pid)
+        assert server.query(SIMPLE).status_code == 200  # the workers are up
+        yield server
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def one_second(releases_dir: Path) -> Iterator[Server]:
+    """The real data, ``--query-timeout 1``, the default two query workers."""
+    yield from _serve(["--releases", str(releases_dir), "--query-timeout", "1"])
+
+
+@pytest.fixture(scope="module")
+def one_worker(releases_dir: Path) -> Iterator[Server]:
+    """The real data, one query worker, a 0.2 s queue wait; the deadline set by environment."""
+    yield from _serve(["--releases", str(releases_dir)], env={
+        "LABGRAPH_QUERY_TIMEOUT": "2", "LABGRAPH_MAX_CONCURRENT_QUERIES": "1",
+        "LABGRAPH_QUEUE_WAIT": "0.2"})
+
+
+def test_a_runaway_query_is_stopped_at_its_deadline_and_its_cpu_freed(one_second: Server) -> None:
+    before = one_second.workers()
+    started = time.monotonic()
+    response = one_second.query(RUNAWAY)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    assert "1 s limit" in response.text
+    assert response.headers["retry-after"].isdigit()
+    assert 1 <= elapsed < 10, f"stopped after {elapsed:.2f} s"
+    # The worker that ran it was killed: it is gone, and a fresh one took its place.
+    after = one_second.replaced(before)
+    killed = before - after
+    assert len(killed) == 1, "exactly one worker (the runaway's) was replaced"
+    assert not any(psutil.pid_exists(pid) for pid in killed), "the killed worker is reaped"
+    # And nothing under the server keeps computing.
+    time.sleep(0.5)  # let the fresh worker finish opening the store
+    first = one_second.cpu_seconds()
+    time.sleep(1)
+    burnt = one_second.cpu_seconds() - first
+    assert burnt < 0.3, f"the server's processes used {burnt:.2f} s of CPU in 1 s while idle"
+    one_second.recovered(before)
+
+
+def test_another_client_is_served_while_a_runaway_runs(one_second: Server) -> None:
+    done: dict[str, float] = {}
+    runaway: list[httpx.Response] = []
+    before = one_second.workers()
+
+    def run_away() -> None:
+        runaway.append(one_second.query(RUNAWAY))
+        done["runaway"] = time.monotonic()
+
+    thread = threading.Thread(target=run_away)
+    thread.start()
+    time.sleep(0.2)  # the runaway has its worker
+    response = one_second.query(SIMPLE)
+    done["simple"] = time.monotonic()
+    thread.join()
+    assert response.status_code == 200 and response.json()["boolean"] is True
+    assert runaway[0].status_code == 503
+    assert done["simple"] < done["runaway"], "the simple query waited for the runaway"
+    one_second.recovered(before)
+
+
+def test_the_deadline_can_be_set_by_environment(one_worker: Server) -> None:
+    before = one_worker.workers()
+    response = one_worker.query(RUNAWAY)
+    assert response.status_code == 503
+    assert "2 s limit" in response.text
+    one_worker.recovered(before)
+
+
+def test_concurrency_is_bounded_and_a_query_past_it_gets_retry_after(one_worker: Server) -> None:
+    runaway: list[httpx.Response] = []
+    before = one_worker.workers()
+    thread = threading.Thread(target=lambda: runaway.append(one_worker.query(RUNAWAY)))
+    thread.start()
+    time.sleep(0.5)  # the runaway holds the only worker for 2 s
+    busy = one_worker.query(SIMPLE)
+    thread.join()
+    assert busy.status_code == 503, busy.text
+    assert "busy" in busy.text
+    assert int(busy.headers["retry-after"]) >= 1
+    assert runaway[0].status_code == 503 and "2 s limit" in runaway[0].text
+    one_worker.recovered(before)
