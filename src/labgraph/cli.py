@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument(
+        "--store",
+        dest="store_url",
+        help="serve from this SPARQL 1.1 server (loaded by labgraph publish) instead of the "
+        "embedded store",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,

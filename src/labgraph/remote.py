@@ -622,6 +622,9 @@ class RemoteEngine:
     it its own deadline (``oxigraph serve --timeout-s``, Fuseki ``arq:queryTimeout``).
     """
 
+    #: Trusted helpers are HTTP round trips: callers in the event loop use a thread.
+    blocking = True
+
     def __init__(self, store_url: str, *, base: str, timeout: float = 30,
                  max_bytes: int = 50_000_000, max_concurrent: int = 4, queue_wait: float = 5,
                  release_id: str | None = None, query_path: str = DEFAULT_QUERY_PATH,

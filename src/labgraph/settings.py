@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     queue_wait: float = Field(
         2.0, ge=0, description="Seconds a query may wait for a free query worker before 503."
     )
+    store_url: str | None = Field(
+        None,
+        description="Base URL of a SPARQL 1.1 server to serve from instead of the embedded "
+        "store (releases loaded there by labgraph publish; see docs/deploy.md).",
+    )
+    store_query_path: str = Field(
+        "/query", description="Path of the remote store's SPARQL query endpoint."
+    )
     rate_limit: float = Field(
         10.0, ge=0, description="SPARQL requests per second per client address (0: no limit)."
     )

@@ -397,6 +397,9 @@ class QueryPool:
 class Engine:
     """One release's store: the pool for public queries, a local handle for trusted ones."""
 
+    #: Trusted helpers (select, triples, exists) answer in-process without blocking for long.
+    blocking = False
+
     def __init__(
         self, store_path: Path, *, size: int, timeout: float, queue_wait: float, max_bytes: int
     ) -> None:

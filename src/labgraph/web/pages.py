@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import formats, mapping
 from ..release import DUMP_NAMES
+from ..remote import StoreUnavailable
 from ..store import Busy, Job, QueryError, QueryTimeout, ResultTooLarge
 from ..vocab import LG, PREFIXES, expand
 from .http import etag_for, link_header, not_modified, validators
@@ -1051,7 +1052,7 @@ async def sparql_page(request: Request, published: Published, query: str) -> Res
         values["error"], status = (f"Requête arrêtée après {settings.query_timeout:g} s, la "
                                    "limite de ce service : ajoutez des filtres ou LIMIT, ou "
                                    "téléchargez les données."), 503
-    except Busy:
+    except (Busy, StoreUnavailable):
         values["error"], status = "Le service est occupé ; réessayez dans un instant.", 503
     except ResultTooLarge:
         values["error"], status = (f"Résultat plus grand que {file_size(settings.max_result_bytes)}"

@@ -8,6 +8,7 @@ labels of what it links to. Documents are cached per release: a release never ch
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
@@ -66,13 +67,23 @@ class DocumentCache:
             self._items.popitem(last=False)
 
 
-def describe(published: Published, iri: str) -> list[ox.Triple]:
-    """The triples of a thing's document (empty if the graph does not know the thing)."""
-    node = ox.NamedNode(iri)
-    if not any(True for _ in published.engine.local.quads_for_pattern(node, None, None)):
+def _describe(published: Published, iri: str) -> list[ox.Triple]:
+    engine = published.engine
+    if not engine.exists(iri):
         return []
-    triples = published.engine.local.query(DESCRIBE, substitutions={ox.Variable("s"): node})
+    triples = engine.triples(DESCRIBE, substitutions={ox.Variable("s"): ox.NamedNode(iri)})
     return sorted(set(triples), key=str)
+
+
+async def describe(published: Published, iri: str) -> list[ox.Triple]:
+    """The triples of a thing's document (empty if the graph does not know the thing).
+
+    An embedded store answers in microseconds, in the event loop; a remote one is a network
+    round trip, made from a thread.
+    """
+    if published.engine.blocking:
+        return await asyncio.to_thread(_describe, published, iri)
+    return _describe(published, iri)
 
 
 def _doc_prefixes(base: str) -> dict[str, str]:
@@ -104,7 +115,7 @@ async def thing(request: Request, type_: TypeParam, id_: IdParam) -> Response:
         if type_ not in TYPES or not ID_PATTERN.match(id_):
             return _not_found(request, published, f"/id/{type_}/{id_}")
         iri = runtime.minter.thing(type_, id_)
-        if not describe_exists(published, iri):
+        if not await describe_exists(published, iri):
             return _not_found(request, published, f"/id/{type_}/{id_}")
         try:
             fmt = negotiate(request.headers.get("accept"), DOC_FORMATS,
@@ -118,9 +129,10 @@ async def thing(request: Request, type_: TypeParam, id_: IdParam) -> Response:
         })
 
 
-def describe_exists(published: Published, iri: str) -> bool:
-    node = ox.NamedNode(iri)
-    return any(True for _ in published.engine.local.quads_for_pattern(node, None, None))
+async def describe_exists(published: Published, iri: str) -> bool:
+    if published.engine.blocking:
+        return await asyncio.to_thread(published.engine.exists, iri)
+    return published.engine.exists(iri)
 
 
 @router.api_route("/doc/{type_}/{name}", methods=["GET", "HEAD"],
@@ -154,7 +166,7 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
         cache: DocumentCache = request.app.state.documents
         body = cache.get(key)
         if body is None:
-            triples = describe(published, iri)
+            triples = await describe(published, iri)
             if not triples:
                 return _not_found(request, published, f"/doc/{type_}/{name}")
             if fmt is formats.HTML:

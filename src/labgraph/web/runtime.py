@@ -24,6 +24,7 @@ from typing import Any
 
 from ..iris import Minter
 from ..release import CURRENT, Release, ReleaseError, list_releases, open_release
+from ..remote import RemoteEngine, StoreUnavailable, read_pointer
 from ..settings import Settings
 from ..store import Answer, Busy, Engine, Job, QueryError, QueryPool, QueryTimeout, prepare
 
@@ -38,7 +39,7 @@ class Published:
 
     id: str
     modified: dt.datetime
-    engine: Engine
+    engine: Engine | RemoteEngine
     release: Release | None = None
     users: int = field(default=0)
 
@@ -48,7 +49,7 @@ class Published:
 
     @property
     def busy(self) -> bool:
-        return self.users > 0 or self.engine.pool.in_flight > 0
+        return self.users > 0 or self.engine.in_flight > 0
 
 
 @dataclass
@@ -89,11 +90,32 @@ class _ObservedEngine(Engine):
         self.pool = _CountingPool(store_path, stats=stats, **kwargs)
 
 
+class _ObservedRemote(RemoteEngine):
+    """A remote store's engine, counting deadlines hit and busy refusals like the pool does."""
+
+    def __init__(self, store_url: str, *, stats: Stats, **kwargs: Any) -> None:
+        super().__init__(store_url, **kwargs)
+        self.stats = stats
+
+    async def run(self, job: Job) -> Answer:
+        self.stats.in_flight += 1
+        try:
+            return await super().run(job)
+        except QueryTimeout:
+            self.stats.timeouts += 1
+            raise
+        except Busy:
+            self.stats.busy += 1
+            raise
+        finally:
+            self.stats.in_flight -= 1
+
+
 @dataclass(frozen=True)
 class _Candidate:
     ident: str
     modified: dt.datetime
-    source: Path
+    source: Path | None  # None: the release is in a remote store
     release: Release | None
 
 
@@ -169,15 +191,20 @@ class Runtime:
         self.last_error = str(err)
 
     async def _load(self, candidate: _Candidate) -> bool:
-        engine: Engine | None = None
+        engine: Engine | RemoteEngine | None = None
         try:
-            store_path = await asyncio.to_thread(prepare, candidate.source, self.cache_dir)
-            engine = await asyncio.to_thread(self._engine, store_path)
-            await engine.pool.start()
-            await self._warm_up(engine)
-        except (OSError, ValueError, SyntaxError, QueryError, QueryTimeout, Busy) as err:
+            if candidate.source is None:
+                engine = self._remote_engine(candidate.ident)
+                await engine.start()
+            else:
+                store_path = await asyncio.to_thread(prepare, candidate.source, self.cache_dir)
+                engine = await asyncio.to_thread(self._engine, store_path)
+                await engine.start()
+                await self._warm_up(engine)
+        except (OSError, ValueError, SyntaxError, QueryError, QueryTimeout, Busy,
+                StoreUnavailable) as err:
             if engine is not None:
-                await engine.pool.close()
+                await engine.close()
             self._refuse(_Refused(("load", candidate.ident), f"{candidate.source}: {err}"),
                          False)
             return False
@@ -199,6 +226,16 @@ class Runtime:
         must not wait for its workers to start (imports, opening the store)."""
         await asyncio.gather(*(engine.pool.run(Job(WARM_UP)) for _ in range(engine.pool.size)))
 
+    def _remote_engine(self, release_id: str) -> RemoteEngine:
+        settings = self.settings
+        assert settings.store_url is not None
+        return _ObservedRemote(settings.store_url, stats=self.stats, base=settings.base,
+                               release_id=release_id, timeout=settings.query_timeout,
+                               max_bytes=settings.max_result_bytes,
+                               max_concurrent=settings.max_concurrent_queries,
+                               queue_wait=settings.queue_wait,
+                               query_path=settings.store_query_path)
+
     def _engine(self, store_path: Path) -> Engine:
         settings = self.settings
         return _ObservedEngine(store_path, stats=self.stats,
@@ -210,6 +247,8 @@ class Runtime:
         """The candidate to load, None when nothing changed; raises :class:`_Refused`."""
         if self.dataset is not None:
             return self._locate_dataset(force)
+        if self.settings.store_url is not None:
+            return self._locate_remote(force)
         link = self.settings.releases_dir / CURRENT
         if not link.is_symlink() and not link.exists():
             if self.current is None:
@@ -237,6 +276,30 @@ class Runtime:
         except (ReleaseError, KeyError, ValueError, OSError) as err:
             raise _Refused(key, str(err)) from None
         return _Candidate(release.id, built, release.file(GRAPH_FILE), release)
+
+    def _locate_remote(self, force: bool) -> _Candidate | None:
+        """The release the remote store's pointer graph names (one small query per poll)."""
+        settings = self.settings
+        assert settings.store_url is not None
+        try:
+            pointer = read_pointer(settings.store_url, settings.base,
+                                   query_path=settings.store_query_path)
+        except (StoreUnavailable, OSError, ValueError) as err:
+            raise _Refused(("store", str(err)), f"store {settings.store_url}: {err}") from None
+        if pointer is None:
+            raise _Refused(("store", "empty"), f"nothing published in {settings.store_url} "
+                           f"for {settings.base}: run labgraph publish --store first")
+        if self.current is not None and self.current.id == pointer.release_id:
+            return None
+        release = None
+        folder = settings.releases_dir / pointer.release_id
+        if folder.is_dir():  # the release's files (dumps, catalogue) when this server has them
+            try:
+                release = open_release(folder)
+            except ReleaseError:
+                release = None
+        modified = pointer.built or pointer.published or dt.datetime.now(dt.UTC)
+        return _Candidate(pointer.release_id, modified.replace(microsecond=0), None, release)
 
     def _locate_dataset(self, force: bool) -> _Candidate | None:
         assert self.dataset is not None
@@ -277,7 +340,7 @@ class Runtime:
 
     async def _close(self, published: Published) -> None:
         try:
-            await published.engine.pool.close()
+            await published.engine.close()
             log.info("stopped the query workers of %s", published.id)
         except Exception:  # closing must never take the server down
             log.exception("could not stop the query workers of %s", published.id)

@@ -28,7 +28,7 @@ def serve(settings: Settings, *, dataset: Path | None = None, workers: int = 1) 
         if not dataset.is_file():
             print(f"labgraph: {dataset}: no such file", file=sys.stderr)
             return 2
-    else:
+    elif settings.store_url is None:  # a remote store serves what labgraph publish put there
         try:
             release = current(settings.releases_dir)
         except ReleaseError as err:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import formats, guard
+from ..remote import StoreUnavailable
 from ..store import Busy, Job, NotAcceptable, QueryError, QueryTimeout, ResultTooLarge
 from ..vocab import expand
 from . import pages
@@ -169,6 +170,9 @@ async def sparql(request: Request) -> Response:
                          "the cap of this endpoint: add LIMIT/OFFSET or download the dumps")
         except NotAcceptable as err:
             return _not_acceptable(OFFERS[_FORM_OF_KIND[err.kind]])
+        except StoreUnavailable as err:
+            return error(err.status, f"the SPARQL store is unavailable: {err}",
+                         {"Retry-After": "5"})
         fmt = formats.by_extension(answer.format)
         assert fmt is not None
         if request.method == "POST":
@@ -224,7 +228,7 @@ async def _read_request(request: Request, max_bytes: int
     media_type = media_type.strip().lower()
     charset = _charset(params)
     if charset not in (None, "utf-8", "utf8", "us-ascii"):
-        raise ProtocolError(415, f"charset {charset} is not supported; send UTF-8")
+        raise ProtocolError(415, f"charset {charset!r} is not supported; send UTF-8")
     body = await _body(request, max_bytes)
     try:
         text = body.decode("utf-8")
