@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TOKEN = re.compile(
+#: SPARQL tokens, enough to tell keywords from strings, IRIs, names and numbers (also used by
+#: :mod:`labgraph.remote` to rewrite trusted queries).
+TOKEN = re.compile(
     r"""
     (?P<comment>\#[^\n\r]*)
   | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
@@ -27,6 +29,7 @@ _TOKEN = re.compile(
   | (?P<pname>[\w.-]*:[\w.:%\\-]*)
   | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<word>[A-Za-z_][\w-]*)
+  | (?P<brace>[{}])
   | (?P<other>\S)
     """,
     re.VERBOSE | re.DOTALL,
@@ -61,7 +64,7 @@ def inspect(text: str) -> QueryInfo:
     if "\\u" in text or "\\U" in text:
         text = _ESCAPE.sub(_unescape, text)
     operation: str | None = None
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN.finditer(text):
         if match.lastgroup != "word":
             continue
         word = match.group().upper()

@@ -33,6 +33,7 @@ import httpx
 import pyoxigraph as ox
 
 from . import formats, guard
+from .guard import TOKEN
 from .release import MANIFEST, Release
 from .store import (
     Answer,
@@ -43,6 +44,7 @@ from .store import (
     QueryTimeout,
     ResultTooLarge,
     _CappedBuffer,
+    result_format,
 )
 
 log = logging.getLogger("labgraph.remote")
@@ -231,18 +233,10 @@ def _serialize(body: bytes, content_type: str, job: Job, max_bytes: int) -> Answ
 def _write(parsed: Any, body: bytes, job: Job, max_bytes: int) -> Answer:
     """``parsed`` written in the job's format, capped; ``body`` only serves to explain failures."""
     if isinstance(parsed, list):
-        kind, name = "graph", job.graph_format
-        fmt = formats.by_extension(name or "", formats.GRAPH_FORMATS) if name else None
-        target: Any = fmt.rdf if fmt else None
+        kind = "graph"
     else:
         kind = "boolean" if isinstance(parsed, ox.QueryBoolean) else "solutions"
-        name = job.results_format
-        fmt = formats.by_extension(name or "", formats.RESULTS_FORMATS) if name else None
-        target = fmt.results if fmt else None
-        if kind == "boolean" and fmt is not None and fmt.name in ("csv", "tsv"):
-            target = None  # CSV/TSV have no boolean form
-    if target is None or fmt is None:
-        raise NotAcceptable(kind)
+    fmt, target = result_format(kind, job)
     buffer = _CappedBuffer(max_bytes)
     try:
         if kind == "graph":
@@ -262,26 +256,12 @@ def _write(parsed: Any, body: bytes, job: Job, max_bytes: int) -> Answer:
 
 # --- rewriting trusted queries ------------------------------------------------------------------
 
-_TOKEN = re.compile(
-    r"""
-    (?P<comment>\#[^\n\r]*)
-  | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
-              |'(?:[^'\\\n\r]|\\.)*'|"(?:[^"\\\n\r]|\\.)*")
-  | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
-  | (?P<var>[?$][\w\u00b7\u0300-\u036f\u203f-\u2040]+)
-  | (?P<pname>[\w.-]*:[\w.:%\\-]*)
-  | (?P<word>[A-Za-z_][\w-]*)
-  | (?P<brace>[{}])
-  | (?P<other>\S)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
 _ABSOLUTE = re.compile(r"<[A-Za-z][A-Za-z0-9+.\-]*:")
 _PREFIX_NAME = re.compile(r"(?:[A-Za-z](?:[\w.-]*[\w-])?)?")
 
 
 def _tokens(text: str) -> Iterator[re.Match[str]]:
-    return (m for m in _TOKEN.finditer(text) if m.lastgroup not in ("comment", "string"))
+    return (m for m in TOKEN.finditer(text) if m.lastgroup not in ("comment", "string"))
 
 
 def _with_base(query: str, base_iri: str | None) -> str:

@@ -137,6 +137,26 @@ class _CappedBuffer(io.RawIOBase):
         return len(chunk)
 
 
+def result_format(kind: str, job: Job) -> tuple[formats.Format, Any]:
+    """The format (and pyoxigraph's name for it) a result of ``kind`` is written in for ``job``.
+
+    Raises :class:`NotAcceptable` when the client accepts no format for that kind of result.
+    """
+    if kind == "graph":
+        name = job.graph_format
+        fmt = formats.by_extension(name or "", formats.GRAPH_FORMATS) if name else None
+        target: Any = fmt.rdf if fmt else None
+    else:
+        name = job.results_format
+        fmt = formats.by_extension(name or "", formats.RESULTS_FORMATS) if name else None
+        target = fmt.results if fmt else None
+        if kind == "boolean" and fmt is not None and fmt.name in ("csv", "tsv"):
+            target = None  # CSV/TSV have no boolean form
+    if target is None or fmt is None:
+        raise NotAcceptable(kind)
+    return fmt, target
+
+
 def execute(store: ox.Store, job: Job, max_bytes: int) -> Answer:
     """Run one query and serialise its result; raises the exceptions above."""
     kwargs: dict[str, Any] = {"base_iri": job.base_iri}
@@ -151,18 +171,10 @@ def execute(store: ox.Store, job: Job, max_bytes: int) -> Answer:
     except (SyntaxError, ValueError) as err:
         raise QueryError(str(err)) from None
     if isinstance(result, ox.QueryTriples):
-        kind, name = "graph", job.graph_format
-        fmt = formats.by_extension(name or "", formats.GRAPH_FORMATS) if name else None
-        target: Any = fmt.rdf if fmt else None
+        kind = "graph"
     else:
         kind = "boolean" if isinstance(result, ox.QueryBoolean) else "solutions"
-        name = job.results_format
-        fmt = formats.by_extension(name or "", formats.RESULTS_FORMATS) if name else None
-        target = fmt.results if fmt else None
-        if kind == "boolean" and fmt is not None and fmt.name in ("csv", "tsv"):
-            target = None  # CSV/TSV have no boolean form
-    if target is None or fmt is None:
-        raise NotAcceptable(kind)
+    fmt, target = result_format(kind, job)
     buffer = _CappedBuffer(max_bytes)
     try:
         result.serialize(buffer, format=target)

@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,21 @@ class Stats:
     in_flight: int = 0
 
 
+async def _counted(stats: Stats, query: Coroutine[Any, Any, Answer]) -> Answer:
+    """Await a query, counting it in flight, and its deadline hits and busy refusals."""
+    stats.in_flight += 1
+    try:
+        return await query
+    except QueryTimeout:
+        stats.timeouts += 1
+        raise
+    except Busy:
+        stats.busy += 1
+        raise
+    finally:
+        stats.in_flight -= 1
+
+
 class _CountingPool(QueryPool):
     """The query pool, counting deadlines hit and busy refusals for the metrics."""
 
@@ -71,17 +86,7 @@ class _CountingPool(QueryPool):
         self.stats = stats
 
     async def run(self, job: Job) -> Answer:
-        self.stats.in_flight += 1
-        try:
-            return await super().run(job)
-        except QueryTimeout:
-            self.stats.timeouts += 1
-            raise
-        except Busy:
-            self.stats.busy += 1
-            raise
-        finally:
-            self.stats.in_flight -= 1
+        return await _counted(self.stats, super().run(job))
 
 
 class _ObservedEngine(Engine):
@@ -98,17 +103,7 @@ class _ObservedRemote(RemoteEngine):
         self.stats = stats
 
     async def run(self, job: Job) -> Answer:
-        self.stats.in_flight += 1
-        try:
-            return await super().run(job)
-        except QueryTimeout:
-            self.stats.timeouts += 1
-            raise
-        except Busy:
-            self.stats.busy += 1
-            raise
-        finally:
-            self.stats.in_flight -= 1
+        return await _counted(self.stats, super().run(job))
 
 
 @dataclass(frozen=True)
