@@ -5,19 +5,25 @@ started with a 1 s deadline. It must get a 503 that names the limit, soon after 
 worker process that ran it must be gone and nothing of labgraph may still burn CPU afterwards
 (measured on the server's process tree with psutil); and another client must be answered while
 it runs. With one worker and a short queue wait, a second query meanwhile gets 503 + Retry-After.
+The pool is also tested in process for what a server test cannot time precisely: a cancelled
+request, a zero queue wait, worker start-up kept out of deadlines.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from labgraph.store import Answer, Busy, Job, QueryPool, prepare
 from test_sparql_endpoint import start_quiet
 
 from conftest import stop_server
@@ -167,10 +173,96 @@ def test_concurrency_is_bounded_and_a_query_past_it_gets_retry_after(one_worker:
     thread = threading.Thread(target=lambda: runaway.append(one_worker.query(RUNAWAY)))
     thread.start()
     time.sleep(0.5)  # the runaway holds the only worker for 2 s
-    busy = one_worker.query(SIMPLE)
+    # A query never asked before: an answer already cached would need no worker at all.
+    busy = one_worker.query(SIMPLE + f" # {time.monotonic_ns()}")
     thread.join()
     assert busy.status_code == 503, busy.text
     assert "busy" in busy.text
     assert int(busy.headers["retry-after"]) >= 1
     assert runaway[0].status_code == 503 and "2 s limit" in runaway[0].text
     one_worker.recovered(before)
+
+
+# --- the pool itself, in process ---------------------------------------------------------------
+
+SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An on-disk store of 300 triples: SLOW counts 27 million rows, for a second or more."""
+    folder = tmp_path_factory.mktemp("pool")
+    source = folder / "data.nt"
+    source.write_text("".join(f"<http://example.org/s{i}> <http://example.org/p> \"{i}\" .\n"
+                              for i in range(300)), encoding="utf-8")
+    return prepare(source, folder / "stores")
+
+
+def _pool(store_path: Path, **settings: float) -> QueryPool:
+    options: dict[str, Any] = {"size": 1, "timeout": 30, "queue_wait": 20, "max_bytes": 10**6}
+    options.update(settings)
+    return QueryPool(store_path, **options)
+
+
+def test_a_cancelled_query_never_hands_its_answer_to_the_next_one(store_path: Path) -> None:
+    """A request cancelled mid-query (its client went away) must not leave its worker busy, or
+    with an unread answer that the next request would receive as its own."""
+
+    async def scenario() -> tuple[Answer, bool]:
+        pool = _pool(store_path)
+        await pool.start()
+        try:
+            (worker,) = pool._all
+            slow = asyncio.create_task(pool.run(Job(SLOW)))
+            await asyncio.sleep(0.3)
+            slow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slow
+            answer = await pool.run(Job("ASK { ?s ?p ?o }"))
+            return answer, worker.process.is_alive()
+        finally:
+            await pool.close()
+
+    answer, alive = asyncio.run(scenario())
+    assert answer.kind == "boolean" and b"true" in answer.body
+    assert not alive, "the cancelled query's worker was killed"
+
+
+def test_a_queue_wait_of_zero_still_uses_an_idle_worker(store_path: Path) -> None:
+    async def scenario() -> tuple[Answer, type[BaseException] | None]:
+        pool = _pool(store_path, queue_wait=0)
+        await pool.start()
+        try:
+            answer = await pool.run(Job("ASK { ?s ?p ?o }"))
+            slow = asyncio.create_task(pool.run(Job(SLOW)))
+            await asyncio.sleep(0.3)
+            try:
+                await pool.run(Job("ASK { ?s ?p ?o }"))
+                refused = None
+            except Busy as err:
+                refused = type(err)
+            slow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slow
+            return answer, refused
+        finally:
+            await pool.close()
+
+    answer, refused = asyncio.run(scenario())
+    assert answer.kind == "boolean"
+    assert refused is Busy, "with the only worker busy and no wait, the next query is refused"
+
+
+def test_worker_start_up_is_not_counted_in_a_deadline(store_path: Path) -> None:
+    """start() returns once every worker has its store open, so even a tiny deadline is spent
+    on the query alone."""
+
+    async def scenario() -> Answer:
+        pool = _pool(store_path, size=2, timeout=0.5)
+        await pool.start()
+        try:
+            return await pool.run(Job("ASK { ?s ?p ?o }"))
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()).kind == "boolean"

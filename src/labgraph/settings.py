@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         description="Largest serialised query result, in bytes; past it, an error (never a "
         "silent truncation).",
     )
+    cache_bytes: int = Field(
+        64_000_000,
+        ge=0,
+        description="Memory for serialised documents and query results of the current release "
+        "(least recently used dropped first); 0 turns the caches off.",
+    )
     queue_wait: float = Field(
         2.0, ge=0, description="Seconds a query may wait for a free query worker before 503."
     )

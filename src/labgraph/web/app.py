@@ -39,7 +39,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from .. import __version__
 from ..settings import Settings
 from . import pages, resources, sparql
-from .http import error
+from .http import ByteCache, error
 from .observability import Metrics, Observability, configure_access_log, flush_access_log
 from .ratelimit import LIMITED_PATHS, RateLimit, client_key
 from .runtime import Runtime
@@ -159,7 +159,9 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
-    app.state.documents = resources.DocumentCache()
+    # Half for documents, half for query results; each entry at most 1/16 of its half.
+    app.state.documents = ByteCache(settings.cache_bytes // 2)
+    app.state.results = ByteCache(settings.cache_bytes // 2)
     app.include_router(sparql.router)
     app.include_router(resources.router)
     app.include_router(pages.router)

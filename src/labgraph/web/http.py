@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import OrderedDict
+from collections.abc import Hashable
 from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request
@@ -17,6 +19,40 @@ from ..formats import Format
 from .runtime import Published
 
 CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=60"
+
+
+class ByteCache:
+    """A least-recently-used cache of serialised bodies, bounded in bytes.
+
+    A release never changes, so a document or a query result keyed by the release id stays
+    true for as long as that release is served; a new release simply uses new keys.
+    """
+
+    def __init__(self, max_bytes: int, *, max_item: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.max_item = max_item if max_item is not None else max_bytes // 16
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        found = self._items.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, value: bytes) -> None:
+        if len(value) > self.max_item or key in self._items:
+            return
+        self._items[key] = value
+        self.size += len(value)
+        while self.size > self.max_bytes and self._items:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= len(dropped)
 
 
 def etag_for(published: Published, *parts: str) -> str:

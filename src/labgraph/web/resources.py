@@ -9,7 +9,6 @@ labels of what it links to. Documents are cached per release: a release never ch
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +23,7 @@ from ..release import Release
 from ..vocab import LG, PREFIXES
 from . import pages
 from .conneg import NegotiationError, negotiate, offered_list
-from .http import error, link_header, not_modified, represent, validators
+from .http import ByteCache, error, link_header, not_modified, represent, validators
 from .runtime import Published
 
 router = APIRouter()
@@ -46,25 +45,6 @@ CONSTRUCT {
   UNION
   { ?in ?ip ?s . OPTIONAL { ?in rdfs:label ?inlabel } OPTIONAL { ?in a ?intype } }
 }"""
-
-
-class DocumentCache:
-    """Serialised documents of the current release (bounded LRU)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, ...], bytes] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> bytes | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[str, ...], value: bytes) -> None:
-        self._items[key] = value
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
 
 
 def _describe(published: Published, iri: str) -> list[ox.Triple]:
@@ -163,7 +143,7 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
             extra["Content-Location"] = _here(request, f"{stem}.{fmt.extension}")
         extra["Link"] = _alternates(request, stem, but=fmt)
         key = (published.id, iri, fmt.name, str(request.base_url))
-        cache: DocumentCache = request.app.state.documents
+        cache: ByteCache = request.app.state.documents
         body = cache.get(key)
         if body is None:
             triples = await describe(published, iri)

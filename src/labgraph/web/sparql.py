@@ -19,11 +19,11 @@ from fastapi.responses import Response
 
 from .. import formats, guard
 from ..remote import StoreUnavailable
-from ..store import Busy, Job, NotAcceptable, QueryError, QueryTimeout, ResultTooLarge
+from ..store import Answer, Busy, Job, NotAcceptable, QueryError, QueryTimeout, ResultTooLarge
 from ..vocab import expand
 from . import pages
 from .conneg import NegotiationError, negotiate, offered_list
-from .http import error, etag_for, not_modified, validators
+from .http import ByteCache, error, etag_for, not_modified, validators
 from .runtime import Published
 
 log = logging.getLogger("labgraph.sparql")
@@ -153,8 +153,15 @@ async def sparql(request: Request) -> Response:
         headers["Vary"] = "Accept"
         if request.method in ("GET", "HEAD") and not_modified(request, etag, published.modified):
             return Response(status_code=304, headers=headers)
+        results: ByteCache = request.app.state.results
+        cached = results.get((published.id, job))
         try:
-            answer = await published.engine.run(job)
+            if cached is not None:  # a release never changes: nor does a query's answer on it
+                fmt_name, _, body = cached.partition(b"\n")
+                answer = Answer("cached", fmt_name.decode(), body)
+            else:
+                answer = await published.engine.run(job)
+                results.put((published.id, job), answer.format.encode() + b"\n" + answer.body)
         except QueryError as err:
             return error(400, f"malformed or unsupported query: {err}")
         except QueryTimeout:
