@@ -8,7 +8,8 @@ Peers, each started here on loopback over the same N-Quads of one release:
   for dereferencing in Python.
 
 labgraph runs as users run it (``labgraph serve``, deadlines, worker processes, caps, CORS, gzip,
-logs), with the per-client rate limit off: every request of a load test comes from 127.0.0.1.
+logs, answer cache), with the per-client rate limit off: every request of a load test comes from
+127.0.0.1. ``--no-cache`` turns the answer cache off, so that every query reaches a worker.
 Load is made by ``wrk`` (Debian package, C) with a Lua script cycling through the request mix;
 the figure is requests per second, and the ratios are what to read (2 shared cores: noisy).
 
@@ -166,6 +167,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="3 s per scenario")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="turn labgraph's answer cache off (every query reaches a worker)")
     args = parser.parse_args()
     seconds = 3 if args.quick else args.seconds
     ensure_tools()
@@ -186,6 +189,8 @@ def main() -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {"LABGRAPH_RATE_LIMIT": "0"}
+        if args.no_cache:
+            env["LABGRAPH_CACHE_BYTES"] = "0"
         with running([sys.executable, "-m", "labgraph.cli", "serve", "--releases",
                       str(releases), "--port", str(port)], base + "/healthz", env):
             results["labgraph sparql"] = wrk(base, query_paths("/sparql"),
@@ -237,7 +242,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"http_bench-{stamp}.json").write_text(json.dumps(
-        {"seconds": seconds, "connections": args.connections, "results": results,
+        {"seconds": seconds, "connections": args.connections, "cache": not args.no_cache,
+         "results": results,
          "ratios": ratios}, indent=2))
     return 0
 
