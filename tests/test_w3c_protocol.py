@@ -221,9 +221,6 @@ def test_update_is_refused_and_changes_nothing(endpoint: str, test: ProtocolTest
 
 # --- Service description --------------------------------------------------------------------
 
-EX = "http://example.org/"
-TRIPLE = f'<{EX}s> <{EX}p> "o" '
-
 SD_CLASSES = {"Service", "Feature", "Language", "Function", "Aggregate", "EntailmentRegime",
               "EntailmentProfile", "GraphCollection", "Dataset", "Graph", "NamedGraph"}
 SD_INSTANCES = {"SPARQL10Query", "SPARQL11Query", "SPARQL11Update", "DereferencesURIs",
@@ -315,6 +312,10 @@ def test_service_description(endpoint: str, check: str, path: str) -> None:
         raise AssertionError(f"no check written for the manifest's {check!r}")
 
 
+# --- --dataset -----------------------------------------------------------------------------
+
+EX = "http://example.org/"
+TRIPLE = f'<{EX}s> <{EX}p> "o" '
 DATASET_FILES = {
     "d.nq": f"{TRIPLE}<{EX}g> .\n{TRIPLE}.\n",
     "d.trig": f"<{EX}g> {{ {TRIPLE}. }}\n{TRIPLE}.\n",
