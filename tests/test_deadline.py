@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,13 @@ from test_sparql_endpoint import start_quiet
 from conftest import stop_server
 
 RUNAWAY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
-SIMPLE = "ASK { ?s ?p ?o }"
+_ASKED = itertools.count()
+
+
+def simple() -> str:
+    """A quick query, new each time: the server caches answers, and a cached answer would be
+    served without a worker, proving nothing about the workers."""
+    return f"ASK {{ ?s ?p ?o }} # {next(_ASKED)}"
 
 
 class Server:
@@ -83,10 +90,10 @@ class Server:
         store), so that the next test starts with every worker idle."""
         self.replaced(old, timeout)
         deadline = time.monotonic() + timeout
-        response = self.query(SIMPLE)
+        response = self.query(simple())
         while response.status_code == 503 and time.monotonic() < deadline:  # busy: not ready
             time.sleep(0.1)
-            response = self.query(SIMPLE)
+            response = self.query(simple())
         assert response.status_code == 200, "the fresh worker serves the next queries"
         assert response.json()["boolean"] is True
 
@@ -95,7 +102,7 @@ def _serve(args: list[str], env: dict[str, str] | None = None) -> Iterator[Serve
     proc, url = start_quiet(args, env=env)
     try:
         server = Server(url, proc.pid)
-        assert server.query(SIMPLE).status_code == 200  # the workers are up
+        assert server.query(simple()).status_code == 200  # the workers are up
         yield server
     finally:
         stop_server(proc)
@@ -150,7 +157,7 @@ def test_another_client_is_served_while_a_runaway_runs(one_second: Server) -> No
     thread = threading.Thread(target=run_away)
     thread.start()
     time.sleep(0.2)  # the runaway has its worker
-    response = one_second.query(SIMPLE)
+    response = one_second.query(simple())
     done["simple"] = time.monotonic()
     thread.join()
     assert response.status_code == 200 and response.json()["boolean"] is True
@@ -174,7 +181,7 @@ def test_concurrency_is_bounded_and_a_query_past_it_gets_retry_after(one_worker:
     thread.start()
     time.sleep(0.5)  # the runaway holds the only worker for 2 s
     # A query never asked before: an answer already cached would need no worker at all.
-    busy = one_worker.query(SIMPLE + f" # {time.monotonic_ns()}")
+    busy = one_worker.query(simple())
     thread.join()
     assert busy.status_code == 503, busy.text
     assert "busy" in busy.text

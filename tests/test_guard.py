@@ -130,3 +130,18 @@ def test_a_query_after_the_prologue_is_not_an_update_because_of_a_later_keyword(
 def test_service_glued_to_a_number_is_refused(query: str) -> None:
     """Regression: a keyword glued to a numeric literal slipped past the tokenizer."""
     assert inspect(query).refusal is not None
+
+
+@pytest.mark.parametrize(("text", "volatile"), [
+    ("SELECT (NOW() AS ?t) {}", True),
+    ("SELECT (rand() AS ?r) {}", True),
+    ("SELECT (STRUUID() AS ?u) {}", True),
+    ("CONSTRUCT { ?s <http://e/id> ?u } WHERE { ?s ?p ?o BIND(UUID() AS ?u) }", True),
+    ("SELECT ?now ?rand WHERE { ?now ?rand ?uuid }", False),
+    ("SELECT * { ?s ?p 'NOW()' } # RAND()", False),
+    ("PREFIX ex: <http://e/> SELECT * { ?s ex:now ?o }", False),
+    ("SELECT (STR(?s) AS ?x) { ?s ?p ?o }", False),
+])
+def test_volatile_functions_are_noticed(text: str, volatile: bool) -> None:
+    """Queries calling NOW(), RAND(), UUID() or STRUUID() get a new answer each time."""
+    assert inspect(text).volatile is volatile

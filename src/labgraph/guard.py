@@ -41,6 +41,10 @@ PROLOGUE = {"BASE", "PREFIX"}
 UPDATE_WORDS = {"INSERT", "DELETE", "LOAD", "CLEAR", "DROP", "CREATE", "ADD", "MOVE", "COPY",
                 "WITH"}
 
+#: Functions whose value changes from one evaluation to the next: such a query's answer is not a
+#: function of the release, so it must be neither cached nor revalidated with an ETag.
+VOLATILE_FUNCTIONS = {"NOW", "RAND", "UUID", "STRUUID"}
+
 SERVICE_REFUSAL = ("SERVICE (federated query) is not allowed on this public endpoint: it never "
                    "opens connections to other servers.")
 
@@ -52,6 +56,7 @@ class QueryInfo:
     form: str | None
     refusal: str | None = None
     is_update: bool = False
+    volatile: bool = False  # calls NOW(), RAND(), UUID() or STRUUID()
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -64,6 +69,7 @@ def inspect(text: str) -> QueryInfo:
     if "\\u" in text or "\\U" in text:
         text = _ESCAPE.sub(_unescape, text)
     operation: str | None = None
+    volatile = False
     for match in TOKEN.finditer(text):
         if match.lastgroup != "word":
             continue
@@ -74,6 +80,7 @@ def inspect(text: str) -> QueryInfo:
             return QueryInfo(operation if operation in FORMS else None, SERVICE_REFUSAL)
         if operation is None and word not in PROLOGUE:
             operation = word
+        volatile = volatile or word in VOLATILE_FUNCTIONS
     if operation in UPDATE_WORDS:
         return QueryInfo(
             None,
@@ -81,4 +88,4 @@ def inspect(text: str) -> QueryInfo:
             "Download the dumps to work on a copy.",
             is_update=True,
         )
-    return QueryInfo(operation if operation in FORMS else None)
+    return QueryInfo(operation if operation in FORMS else None, volatile=volatile)

@@ -151,17 +151,23 @@ async def sparql(request: Request) -> Response:
         etag = etag_for(published, "sparql", repr(job))
         headers = validators(published, etag)
         headers["Vary"] = "Accept"
-        if request.method in ("GET", "HEAD") and not_modified(request, etag, published.modified):
+        if info.volatile:  # NOW(), RAND()…: a new answer each time, never a cached one
+            headers.pop("ETag", None)
+            headers["Cache-Control"] = "no-store"
+        elif request.method in ("GET", "HEAD") and not_modified(request, etag,
+                                                                published.modified):
             return Response(status_code=304, headers=headers)
         results: ByteCache = request.app.state.results
-        cached = results.get((published.id, job))
+        cached = None if info.volatile else results.get((published.id, job))
         try:
             if cached is not None:  # a release never changes: nor does a query's answer on it
                 fmt_name, _, body = cached.partition(b"\n")
                 answer = Answer("cached", fmt_name.decode(), body)
             else:
                 answer = await published.engine.run(job)
-                results.put((published.id, job), answer.format.encode() + b"\n" + answer.body)
+                if not info.volatile:
+                    results.put((published.id, job),
+                                answer.format.encode() + b"\n" + answer.body)
         except QueryError as err:
             return error(400, f"malformed or unsupported query: {err}")
         except QueryTimeout:
@@ -183,7 +189,7 @@ async def sparql(request: Request) -> Response:
         fmt = formats.by_extension(answer.format)
         assert fmt is not None
         if request.method == "POST":
-            headers.pop("ETag")
+            headers.pop("ETag", None)
             headers["Cache-Control"] = "no-store"
         return Response(answer.body, media_type=fmt.content_type, headers=headers)
 
