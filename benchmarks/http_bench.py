@@ -186,11 +186,20 @@ def main() -> int:
                         str(nquads)], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         env = {"LABGRAPH_RATE_LIMIT": "0"}
         if args.no_cache:
             env["LABGRAPH_CACHE_BYTES"] = "0"
+        # Throughput with more server processes over the same read-only store.
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with running([sys.executable, "-m", "labgraph.cli", "serve", "--releases",
+                      str(releases), "--port", str(port), "--workers", "2"],
+                     base + "/healthz", env):
+            results["labgraph sparql, 2 workers"] = wrk(
+                base, query_paths("/sparql"), "application/sparql-results+json", seconds,
+                args.connections, tmp)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
         with running([sys.executable, "-m", "labgraph.cli", "serve", "--releases",
                       str(releases), "--port", str(port)], base + "/healthz", env):
             results["labgraph sparql"] = wrk(base, query_paths("/sparql"),
@@ -233,6 +242,8 @@ def main() -> int:
                                                       "rdflib-endpoint sparql"),
         "labgraph / bare starlette (deref)": _ratio(results, "labgraph deref",
                                                     "starlette deref"),
+        "labgraph 2 workers / 1 worker (sparql)": _ratio(results, "labgraph sparql, 2 workers",
+                                                         "labgraph sparql"),
     }
     print(f"{'scenario':28} {'req/s':>10} {'p99 ms':>9} {'non-2xx':>8}")
     for name, fig in results.items():
