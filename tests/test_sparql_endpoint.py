@@ -14,7 +14,6 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -89,22 +88,6 @@ def start_quiet(args: list[str], *, env: dict[str, str] | None = None
                 ) -> tuple[subprocess.Popen[bytes], str]:
     """``start_server`` for a server that will take many requests from this one address."""
     return start_server(args, env={**UNTHROTTLED, **(env or {})})
-
-
-@pytest.fixture(scope="module")
-def server(releases_dir: Path) -> Iterator[str]:
-    """A real ``labgraph serve`` over the real release, for this module."""
-    proc, url = start_quiet(["--releases", str(releases_dir)])
-    try:
-        yield url
-    finally:
-        stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=30) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -28,10 +27,6 @@ import httpx
 import pytest
 import rdflib
 from rdflib.compare import isomorphic
-
-from test_sparql_endpoint import start_quiet
-
-from conftest import stop_server
 
 pytestmark = pytest.mark.interop
 
@@ -71,12 +66,9 @@ def complaints(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def base(releases_dir: Path) -> Iterator[str]:
-    proc, url = start_quiet(["--releases", str(releases_dir)])
-    try:
-        yield url
-    finally:
-        stop_server(proc)
+def base(server: str) -> str:
+    """The session's real server over the real release (tests/conftest.py)."""
+    return server
 
 
 @pytest.fixture(scope="module")
