@@ -14,6 +14,7 @@ text. At worst it then refuses a query the engine would have rejected anyway.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -64,8 +65,18 @@ def _unescape(match: re.Match[str]) -> str:
     return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
+#: Queries up to this length are remembered (clients repeat theirs); longer ones are rare.
+MEMO_CHARS = 4096
+
+
 def inspect(text: str) -> QueryInfo:
     """Classify ``text``; a refusal message says what is not allowed and why."""
+    if len(text) <= MEMO_CHARS:
+        return _inspect_memo(text)
+    return _inspect(text)
+
+
+def _inspect(text: str) -> QueryInfo:
     if "\\u" in text or "\\U" in text:
         text = _ESCAPE.sub(_unescape, text)
     operation: str | None = None
@@ -89,3 +100,6 @@ def inspect(text: str) -> QueryInfo:
             is_update=True,
         )
     return QueryInfo(operation if operation in FORMS else None, volatile=volatile)
+
+
+_inspect_memo = functools.lru_cache(maxsize=1024)(_inspect)

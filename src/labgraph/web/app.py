@@ -2,7 +2,8 @@
 
 Middleware order (outermost first): observability (request id, access log, metrics: it sees every
 answer, refusals included), request limits (414/413 before anything is read, chunked bodies
-included), CORS, the per-client SPARQL rate limit (429), gzip. The runtime is started in the
+included), CORS, the per-client SPARQL rate limit (429), gzip, and the hot routes
+(:data:`HOT_PATHS`) called directly (:mod:`.fastpath`). The runtime is started in the
 lifespan and watched for new releases, so ``labgraph build`` switching ``current`` (or a SIGHUP)
 is picked up without a restart.
 
@@ -31,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +41,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from .. import __version__
 from ..settings import Settings
 from . import pages, resources, sparql
+from .fastpath import FastPaths
 from .http import ByteCache, error
 from .observability import Metrics, Observability, configure_access_log, flush_access_log
 from .ratelimit import LIMITED_PATHS, RateLimit, client_key
@@ -50,6 +53,8 @@ STATIC = Path(__file__).parent / "static"
 REQUEST_LINE_SLACK = 64
 #: Largest request head (request line and headers) the HTTP parser buffers.
 MAX_HEAD_BYTES = 16 * 1024
+#: Routes clients hit in loops, dispatched by :class:`FastPaths` without FastAPI's machinery.
+HOT_PATHS = frozenset({"/sparql", "/sparql/", "/id/{type_}/{id_}", "/doc/{type_}/{name}"})
 
 
 class BodyTooLarge(Exception):
@@ -189,7 +194,13 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
                             headers={"Cache-Control": "no-store"})
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(FastPaths, routes=[
+        r for r in (*sparql.router.routes, *resources.router.routes)
+        if isinstance(r, APIRoute) and r.path in HOT_PATHS])
+    # Everything served is text but the gzipped dumps; a short exclusion list also spares
+    # Starlette re-normalising its long default list on every request.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6,
+                       exclude_content_types=("application/gzip", "application/x-gzip"))
     app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
                        on_limited=metrics.rate_limited.inc)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],

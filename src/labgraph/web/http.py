@@ -7,6 +7,7 @@ free and every replica serving the same release answers with the same ETag.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -64,10 +65,15 @@ def etag_for(published: Published, *parts: str) -> str:
 def validators(published: Published, etag: str) -> dict[str, str]:
     return {
         "ETag": etag,
-        "Last-Modified": format_datetime(published.modified, usegmt=True),
+        "Last-Modified": _http_date(published.modified),
         "Cache-Control": CACHE_CONTROL,
         "X-Labgraph-Release": published.id,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(when: dt.datetime) -> str:
+    return format_datetime(when, usegmt=True)
 
 
 def not_modified(request: Request, etag: str, modified: dt.datetime) -> bool:

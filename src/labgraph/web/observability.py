@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 ACCESS_LOGGER = "labgraph.access"
 REQUEST_ID_HEADER = "x-request-id"
+#: Key of ``scope["state"]`` where the SPARQL endpoint leaves the query it read (for its hash).
+SPARQL_QUERY_STATE = "sparql_query"
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"})
 _SPARQL_PATHS = frozenset({"/sparql", "/sparql/"})
@@ -53,7 +56,26 @@ def request_id(incoming: bytes | None) -> str:
             text = ""
         if _SANE_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    return _new_id()
+
+
+class _Ids:
+    """Request ids: a random per-process prefix and a counter. Unique like a UUID, without a
+    system call per request (``os.urandom`` alone costs more than a cached answer here)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_new_id = _Ids()
 
 
 def query_hash(query: str | bytes) -> str:
@@ -107,15 +129,44 @@ class _AccessLog:
                                        daemon=True)
         self.thread.start()
 
+    def submit(self, line: dict[str, Any]) -> None:
+        """Queue one access line; it is timestamped now and formatted by the writer thread."""
+        self.handler.enqueue((time.time(), line))  # type: ignore[arg-type]
+
     def _write(self) -> None:
         records: Any = self.handler.queue
-        while (record := records.get()) is not None:
-            try:
-                self.target.handle(record)
-            except Exception:  # a destination gone for good: the line is lost, not the server
-                self.handler.dropped += 1
-            finally:
+        running = True
+        while running:
+            batch = [records.get()]
+            # Let lines gather: one write (and one hand-off of the GIL) per batch, not per line.
+            time.sleep(ACCESS_LOG_BATCH_SECONDS)
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < ACCESS_LOG_BACKLOG:
+                    batch.append(records.get_nowait())
+            lines: list[str] = []
+            for item in batch:
+                if item is None:
+                    running = False
+                elif isinstance(item, logging.LogRecord):  # logged by someone else
+                    self._emit(item, 1)
+                else:
+                    stamp, line = item
+                    when = dt.datetime.fromtimestamp(stamp, dt.UTC)
+                    lines.append(json.dumps(
+                        {"time": when.isoformat(timespec="milliseconds"), **line},
+                        ensure_ascii=True, separators=(",", ":")))
+            if lines:
+                self._emit(logging.makeLogRecord({
+                    "name": ACCESS_LOGGER, "msg": "\n".join(lines), "levelno": logging.INFO,
+                    "levelname": "INFO"}), len(lines))
+            for _ in batch:
                 records.task_done()
+
+    def _emit(self, record: logging.LogRecord, lines: int) -> None:
+        try:
+            self.target.handle(record)
+        except Exception:  # a destination gone for good: the lines are lost, not the server
+            self.handler.dropped += lines
 
     def stop(self) -> None:
         """Write what is queued (for a moment at most: the destination may be stuck)."""
@@ -129,6 +180,8 @@ class _AccessLog:
 
 #: Lines the access log may fall behind its destination before it drops new ones.
 ACCESS_LOG_BACKLOG = 10_000
+#: How long the writer lets lines gather before writing them out together.
+ACCESS_LOG_BATCH_SECONDS = 0.05
 _access_log: _AccessLog | None = None
 
 
@@ -232,10 +285,18 @@ class Metrics:
                                     "SPARQL requests refused with 429 (per-client rate)",
                                     registry=self.registry)
         self.registry.register(RuntimeCollector(runtime))
+        # Bounded: route templates, methods and statuses are finite sets.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per series
+            children = (self.requests.labels(route, method, str(status)),
+                        self.latency.labels(route, method))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of every metric, and its content type."""
@@ -298,21 +359,26 @@ class Observability:
             route = route_template(scope)
             self.metrics.observe(route, method if method in _METHODS else "OTHER",
                                  sent["status"], elapsed)
-            line: dict[str, Any] = {
-                "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                "request_id": rid,
-                "client": (scope.get("client") or ("", 0))[0],
-                "method": method,
-                "path": scope.get("path", ""),
-                "route": route,
-                "status": sent["status"],
-                "duration_ms": round(elapsed * 1000, 3),
-                "bytes": sent["bytes"],
-            }
-            if sent["release"]:
-                line["release"] = sent["release"]
-            if is_sparql:
-                content_type = headers.get(b"content-type", b"").decode("latin-1")
-                line["query_hash"] = sparql_query_hash(scope.get("query_string", b""),
-                                                       content_type, bytes(body))
-            self.log.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
+            sink = _access_log
+            if sink is not None and not self.log.disabled:
+                line: dict[str, Any] = {
+                    "request_id": rid,
+                    "client": (scope.get("client") or ("", 0))[0],
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": route,
+                    "status": sent["status"],
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "bytes": sent["bytes"],
+                }
+                if sent["release"]:
+                    line["release"] = sent["release"]
+                if is_sparql:
+                    query = scope["state"].get(SPARQL_QUERY_STATE)  # as the endpoint read it
+                    if query is not None:
+                        line["query_hash"] = query_hash(query)
+                    else:  # refused before the endpoint read it
+                        content_type = headers.get(b"content-type", b"").decode("latin-1")
+                        line["query_hash"] = sparql_query_hash(scope.get("query_string", b""),
+                                                               content_type, bytes(body))
+                sink.submit(line)

@@ -9,6 +9,7 @@ labels of what it links to. Documents are cached per release: a release never ch
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -75,11 +76,17 @@ def _doc_prefixes(base: str) -> dict[str, str]:
 
 def _here(request: Request, path: str) -> str:
     """Absolute URL of ``path`` on the host the client reached."""
-    return str(request.base_url).rstrip("/") + path
+    return _root(request) + path
 
 
-def _alternates(request: Request, stem: str, but: formats.Format | None = None) -> str:
-    return link_header([(_here(request, f"{stem}.{f.extension}"), "alternate", f.media_type)
+def _root(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@functools.lru_cache(maxsize=4096)
+def _alternates(root: str, stem: str, but: formats.Format | None = None) -> str:
+    """The ``Link: rel=alternate`` value of a document (memoised: one per thing and format)."""
+    return link_header([(f"{root}{stem}.{f.extension}", "alternate", f.media_type)
                         for f in DOC_FORMATS if f is not but])
 
 
@@ -102,10 +109,11 @@ async def thing(request: Request, type_: TypeParam, id_: IdParam) -> Response:
                             format_param=request.query_params.get("format"))
         except NegotiationError as err:
             return _negotiation_failed(err)
-        location = _here(request, f"/doc/{type_}/{id_}.{fmt.extension}")
+        root = _root(request)
+        location = f"{root}/doc/{type_}/{id_}.{fmt.extension}"
         return Response(status_code=303, headers={
             "Location": location, "Vary": "Accept", "Cache-Control": "public, max-age=3600",
-            "Link": _alternates(request, f"/doc/{type_}/{id_}"),
+            "Link": _alternates(root, f"/doc/{type_}/{id_}"),
         })
 
 
@@ -129,6 +137,7 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
             return _not_found(request, published, f"/doc/{type_}/{name}")
         iri = runtime.minter.thing(type_, id_)
         stem = f"/doc/{type_}/{id_}"
+        root = _root(request)
         extra: dict[str, str] = {}
         if dot:
             fmt = formats.by_extension(extension, DOC_FORMATS)
@@ -140,9 +149,9 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
                                 format_param=request.query_params.get("format"))
             except NegotiationError as err:
                 return _negotiation_failed(err)
-            extra["Content-Location"] = _here(request, f"{stem}.{fmt.extension}")
-        extra["Link"] = _alternates(request, stem, but=fmt)
-        key = (published.id, iri, fmt.name, str(request.base_url))
+            extra["Content-Location"] = f"{root}{stem}.{fmt.extension}"
+        extra["Link"] = _alternates(root, stem, but=fmt)
+        key = (published.id, iri, fmt.name, root)
         cache: ByteCache = request.app.state.documents
         body = cache.get(key)
         if body is None:
@@ -152,7 +161,7 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
             if fmt is formats.HTML:
                 body = pages.resource_html(request, published, iri, triples)
             else:
-                context = _here(request, "/context.jsonld")
+                context = root + "/context.jsonld"
                 body = formats.serialize_graph(triples, fmt, _doc_prefixes(runtime.minter.base),
                                                context)
             cache.put(key, body)

@@ -24,6 +24,7 @@ from ..vocab import expand
 from . import pages
 from .conneg import NegotiationError, negotiate, offered_list
 from .http import ByteCache, error, etag_for, not_modified, validators
+from .observability import SPARQL_QUERY_STATE
 from .runtime import Published
 
 log = logging.getLogger("labgraph.sparql")
@@ -116,6 +117,8 @@ async def sparql(request: Request) -> Response:
         query, defaults, named = await _read_request(request, settings.max_query_bytes)
     except ProtocolError as err:
         return error(err.status, err.message)
+    if query is not None:
+        request.scope.setdefault("state", {})[SPARQL_QUERY_STATE] = query
     async with runtime.use() as published:
         if query is None:
             return _describe_service(request, published)
