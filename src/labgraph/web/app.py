@@ -8,8 +8,9 @@ lifespan and watched for new releases, so ``labgraph build`` switching ``current
 is picked up without a restart.
 
 :func:`uvicorn_options` holds what a public server needs from uvicorn: a slow-client guard
-(:class:`GuardedH11Protocol`: a whole request must arrive within ``client_timeout``, and one
-address may hold only so many connections), keep-alive and concurrency bounds.
+(:class:`~.protocol.GuardedHttpToolsProtocol`: a whole request must arrive within
+``client_timeout``, and one address may hold only so many connections), keep-alive and
+concurrency bounds.
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import re
 import signal
 import warnings
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import h11
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -36,7 +34,6 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .. import __version__
 from ..settings import Settings
@@ -44,15 +41,12 @@ from . import pages, resources, sparql
 from .fastpath import FastPaths
 from .http import ByteCache, error
 from .observability import Metrics, Observability, configure_access_log, flush_access_log
-from .ratelimit import LIMITED_PATHS, RateLimit, client_key
+from .protocol import MAX_HEAD_BYTES, REQUEST_LINE_SLACK, GuardedHttpToolsProtocol
+from .ratelimit import LIMITED_PATHS, RateLimit
 from .runtime import Runtime
 
 log = logging.getLogger("labgraph.server")
 STATIC = Path(__file__).parent / "static"
-#: Room for the method, the HTTP version and the line end around the request target.
-REQUEST_LINE_SLACK = 64
-#: Largest request head (request line and headers) the HTTP parser buffers.
-MAX_HEAD_BYTES = 16 * 1024
 #: Routes clients hit in loops, dispatched by :class:`FastPaths` without FastAPI's machinery.
 HOT_PATHS = frozenset({"/sparql", "/sparql/", "/id/{type_}/{id_}", "/doc/{type_}/{name}"})
 
@@ -277,136 +271,6 @@ async def _watch(runtime: Runtime, interval: float) -> None:
             log.exception("reload failed; still serving the previous release")
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with the guards a public server needs against slow clients.
-
-    uvicorn times out idle keep-alive connections but not a request being sent: a client sending
-    its headers a byte at a time would hold its connection (and a slot of ``limit_concurrency``)
-    for ever. Here a whole request (head and body) must arrive within ``client_timeout`` of its
-    first byte (or of the connection's opening), else 408 and the connection is closed; one
-    client address may hold at most ``per_client`` connections (trusted proxies excepted); an
-    over-long request line gets 414 and an over-large head 431, as RFC 9110 asks, rather than a
-    bare 400 from the parser.
-    """
-
-    def __init__(self, *args: Any, client_timeout: float = 10.0, per_client: int = 0,
-                 max_line: int = 8192 + REQUEST_LINE_SLACK,
-                 trusted: frozenset[str] = frozenset(), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.client_timeout = client_timeout
-        self.per_client = per_client
-        self.max_line = max_line
-        self.max_head = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
-        self.trusted = trusted
-        self._deadline: asyncio.TimerHandle | None = None
-        self._client_key: str | None = None
-
-    def _counts(self) -> Counter[str]:
-        counts = getattr(self.server_state, "labgraph_per_client", None)
-        if counts is None:
-            counts = Counter()
-            self.server_state.labgraph_per_client = counts  # type: ignore[attr-defined]
-        return counts
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        host = self.client[0] if self.client else None
-        if self.per_client and host is not None and not _trusted(host, self.trusted):
-            key = client_key(host)
-            counts = self._counts()
-            if counts[key] >= self.per_client:
-                self._refuse(503, "too many connections from your address",
-                             {"Retry-After": "1"})
-                return
-            counts[key] += 1
-            self._client_key = key
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        if self._client_key is not None:
-            counts = self._counts()
-            counts[self._client_key] -= 1
-            if counts[self._client_key] <= 0:
-                del counts[self._client_key]
-            self._client_key = None
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
-            head = self.conn.trailing_data[0] + data
-            if b"\n" not in head[: self.max_line + 2] and len(head) > self.max_line:
-                self._refuse(414, f"request line longer than {self.max_line} bytes")
-                return
-            ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
-            if (min(ends) if ends else len(head)) > self.max_head:
-                self._refuse(431, f"request head larger than {self.max_head} bytes")
-                return
-        super().data_received(data)
-        if self.transport.is_closing():
-            self._disarm()
-        elif self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
-            if self._deadline is None:
-                self._arm()
-        else:
-            self._disarm()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Idle keep-alive connections are uvicorn's timeout_keep_alive's business; a request
-        # already partly received (pipelined) keeps its deadline.
-        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
-            self._disarm()
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.client_timeout, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        partial = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
-        started = self.cycle is not None and self.cycle.response_started
-        if partial and not started:
-            self._refuse(408, f"the request did not arrive within {self.client_timeout:g} s")
-            if self.cycle is not None:
-                self.cycle.disconnected = True
-                self.cycle.message_event.set()
-        else:
-            self.transport.close()
-
-    def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        """Answer with a bare response outside h11's state machine, then close."""
-        body = (message + "\n").encode("utf-8")
-        reason = {408: "Request Timeout", 414: "URI Too Long",
-                  431: "Request Header Fields Too Large",
-                  503: "Service Unavailable"}.get(status, "Error")
-        lines = [f"HTTP/1.1 {status} {reason}", "content-type: text/plain; charset=utf-8",
-                 f"content-length: {len(body)}", "connection: close",
-                 *(f"{k}: {v}" for k, v in (headers or {}).items())]
-        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
-        self.transport.close()
-
-
-def _trusted(host: str, trusted: frozenset[str]) -> bool:
-    """Whether ``host`` is one of the trusted proxies (addresses, networks or ``*``)."""
-    if "*" in trusted or host in trusted:
-        return True
-    with contextlib.suppress(ValueError):
-        address = ipaddress.ip_address(host)
-        for entry in trusted:
-            with contextlib.suppress(ValueError):
-                if address in ipaddress.ip_network(entry, strict=False):
-                    return True
-    return False
-
-
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` to serve ``settings`` publicly.
 
@@ -417,9 +281,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
                         if ip.strip())
     max_head = max(MAX_HEAD_BYTES, settings.max_url_bytes + 8 * 1024)
     protocol = functools.partial(
-        GuardedH11Protocol, client_timeout=settings.client_timeout,
+        GuardedHttpToolsProtocol, client_timeout=settings.client_timeout,
         per_client=settings.max_connections_per_client,
-        max_line=settings.max_url_bytes + REQUEST_LINE_SLACK, trusted=trusted)
+        max_line=settings.max_url_bytes + REQUEST_LINE_SLACK, max_head=max_head,
+        trusted=trusted)
     return {
         "host": settings.host,
         "port": settings.port,
@@ -433,5 +298,4 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_graceful_shutdown": 10,
         "limit_concurrency": settings.max_connections,
         "backlog": 2048,
-        "h11_max_incomplete_event_size": max_head,
     }
