@@ -112,6 +112,45 @@ class RequestLimits:
                             {"Connection": "close"})(scope, receive, send)
 
 
+class Compression:
+    """gzip for clients that accept it (Starlette's GZipMiddleware); for the others, only
+    ``Vary: Accept-Encoding`` is added, without the per-request buffering Starlette does."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=6,
+                                   exclude_content_types=("application/gzip",
+                                                          "application/x-gzip"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding" and b"gzip" in value:
+                await self.gzip(scope, receive, send)
+                return
+
+        async def vary_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _vary(list(message.get("headers", [])),
+                                           b"Accept-Encoding")
+            await send(message)
+
+        await self.app(scope, receive, vary_send)
+
+
+def _vary(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``name`` added to their Vary header (created if absent)."""
+    for i, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            if name.lower() not in value.lower():
+                headers[i] = (key, value + b", " + name)
+            return headers
+    headers.append((b"vary", name))
+    return headers
+
+
 def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     """A FastAPI app serving ``releases/current`` (or one dataset file)."""
     runtime = Runtime(settings, dataset)
@@ -153,6 +192,9 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
         description="A read-only SPARQL 1.1 endpoint, Cool URIs with content negotiation, "
         "dumps and a DCAT-AP catalogue of the lab network.",
         lifespan=lifespan,
+        # Operators get Prometheus metrics and JSON access logs (observability.py); FastAPI's
+        # native OpenTelemetry would look up its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url="/api",
         redoc_url=None,
     )
@@ -191,10 +233,7 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     app.add_middleware(FastPaths, routes=[
         r for r in (*sparql.router.routes, *resources.router.routes)
         if isinstance(r, APIRoute) and r.path in HOT_PATHS])
-    # Everything served is text but the gzipped dumps; a short exclusion list also spares
-    # Starlette re-normalising its long default list on every request.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6,
-                       exclude_content_types=("application/gzip", "application/x-gzip"))
+    app.add_middleware(Compression, minimum_size=1024)
     app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
                        on_limited=metrics.rate_limited.inc)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],

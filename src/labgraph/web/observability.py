@@ -324,16 +324,21 @@ class Observability:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
-        rid = request_id(headers.get(b"x-request-id"))
+        incoming_id = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming_id = value
+            elif name == b"content-type":
+                content_type = value
+        rid = request_id(incoming_id)
         scope.setdefault("state", {})["request_id"] = rid
         sent: dict[str, Any] = {"status": 500, "bytes": 0, "release": None}
         is_sparql = scope.get("path") in _SPARQL_PATHS
         body = bytearray()
 
-        async def observed_receive() -> Message:
+        async def observed_receive() -> Message:  # keeps the start of a query body, for its hash
             message = await receive()
-            if is_sparql and message["type"] == "http.request" and len(body) <= self.max_body:
+            if message["type"] == "http.request" and len(body) <= self.max_body:
                 body.extend(message.get("body", b"")[: self.max_body + 1 - len(body)])
             return message
 
@@ -352,7 +357,7 @@ class Observability:
             await send(message)
 
         try:
-            await self.app(scope, observed_receive, observed_send)
+            await self.app(scope, observed_receive if is_sparql else receive, observed_send)
         finally:
             elapsed = time.perf_counter() - started
             method = scope.get("method", "")
@@ -378,7 +383,7 @@ class Observability:
                     if query is not None:
                         line["query_hash"] = query_hash(query)
                     else:  # refused before the endpoint read it
-                        content_type = headers.get(b"content-type", b"").decode("latin-1")
-                        line["query_hash"] = sparql_query_hash(scope.get("query_string", b""),
-                                                               content_type, bytes(body))
+                        line["query_hash"] = sparql_query_hash(
+                            scope.get("query_string", b""),
+                            (content_type or b"").decode("latin-1"), bytes(body))
                 sink.submit(line)
