@@ -313,6 +313,8 @@ def test_data_service_serves_the_whole_graph(cat: rdflib.Graph) -> None:
     assert cat.value(service, DCAT.endpointURL) == rdflib.URIRef(f"{BASE}/sparql")
     assert cat.value(service, DCAT.endpointDescription) == rdflib.URIRef(f"{BASE}/sparql")
     assert cat.value(service, DCAT.servesDataset) == _dataset_iri(None)
+    # udata skips a dcat:DataService without dct:identifier; like a dataset's, it is its IRI.
+    assert list(cat.objects(service, DCTERMS.identifier)) == [rdflib.Literal(str(service))]
 
 
 # ---------------------------------------------------------------------------------------------

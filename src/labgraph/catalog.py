@@ -600,6 +600,8 @@ def _data_service(g: _Triples, rel: _Release, whole: str) -> None:
     g.add(service, "rdf:type", "dcat:DataService")
     _described(g, rel, service, SERVICE_TEXT)
     g.text(service, "dct:description", SERVICE_TEXT.description_fr, SERVICE_TEXT.description_en)
+    # As for datasets: udata skips a data service without one ("missing identifier").
+    g.add(service, "dct:identifier", ox.Literal(service))
     g.add(service, "dcat:endpointURL", rel.endpoint)
     g.add(service, "dcat:endpointDescription", rel.endpoint)
     g.add(service, "dcat:servesDataset", whole)
