@@ -54,6 +54,8 @@ class Built:
     release: Release
     outputs: dict[str, tuple[bytes, str]]
     graph_nt: bytes
+    checksums: bool
+    settings: settings.Settings
 
     def graph(self, name: str) -> rdflib.Graph:
         data, media_type = self.outputs[name]
@@ -63,26 +65,53 @@ class Built:
         return rdflib.Graph().parse(data=data, format=parser)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def _build(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Built:
     releases = tmp_path_factory.mktemp("catalog") / "releases"
-    outcome = build(settings.load(
+    config = settings.load(
         base=BASE, data_dir=REPO / "data", releases_dir=releases,
-        ontology=REPO / "ontology" / "labgraph.ttl", shapes=REPO / "shapes" / "labgraph.ttl"))
+        ontology=REPO / "ontology" / "labgraph.ttl", shapes=REPO / "shapes" / "labgraph.ttl",
+        rate_limit=0, **overrides)
+    outcome = build(config)
     assert outcome.ok and outcome.release is not None, outcome.problems
     release = outcome.release
     manifest = release.manifest
     graph_nt = release.file("labgraph.nt").read_bytes()
+    checksums = bool(overrides.get("catalog_checksums", False))
     outputs = catalog.release_files(
         release_id=release.id, built=dt.datetime.fromisoformat(manifest["built"]),
         base=manifest["base"], counts=manifest["counts"], files=manifest["files"],
-        graph_nt=graph_nt)
-    return Built(release, outputs, graph_nt)
+        graph_nt=graph_nt, checksums=checksums)
+    for name, (data, _) in outputs.items():  # the build wrote these very bytes
+        assert release.file(name).read_bytes() == data, name
+    return Built(release, outputs, graph_nt, checksums, config)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A release built with the default settings: no spdx:checksum in the catalogue."""
+    return _build(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def built_checksums(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A release built with ``catalog_checksums`` on."""
+    return _build(tmp_path_factory, catalog_checksums=True)
+
+
+@pytest.fixture(scope="module", params=["default", "checksums"])
+def any_built(request: pytest.FixtureRequest) -> Built:
+    """Each of the two catalogues: the default one, and the one with checksums."""
+    return request.getfixturevalue("built" if request.param == "default" else "built_checksums")
 
 
 @pytest.fixture(scope="module")
 def cat(built: Built) -> rdflib.Graph:
     return built.graph("catalog.ttl")
+
+
+@pytest.fixture(scope="module")
+def any_cat(any_built: Built) -> rdflib.Graph:
+    return any_built.graph("catalog.ttl")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,31 +155,32 @@ def _validate(data: rdflib.Graph, shapes: rdflib.Graph) -> tuple[rdflib.Graph, l
     return report, results
 
 
-def test_catalogue_has_zero_dcat_ap_violations(cat: rdflib.Graph) -> None:
+def test_catalogue_has_zero_dcat_ap_violations(any_cat: rdflib.Graph) -> None:
     for names in (("3.0.1/dcat-ap-SHACL.ttl",),
                   ("3.0.1-html/shapes.ttl", "3.0.1-html/range.ttl",
                    "3.0.1-html/deprecateduris.ttl")):
-        _, results = _validate(cat, _shapes(*names))
+        _, results = _validate(any_cat, _shapes(*names))
         assert results == [], names  # no violation, and not even a warning
 
 
-def test_only_recommendations_the_data_cannot_meet_remain(built: Built, cat: rdflib.Graph) -> None:
-    _, results = _validate(cat, _shapes("3.0.1-html/shapes_recommended.ttl"))
+def test_only_recommendations_the_data_cannot_meet_remain(any_built: Built,
+                                                           any_cat: rdflib.Graph) -> None:
+    _, results = _validate(any_cat, _shapes("3.0.1-html/shapes_recommended.ttl"))
     assert {r.severity for r in results} <= {"Warning"}
     # What remains, and why it cannot be addressed from the data:
     # - dcat:bbox / dcat:centroid of dct:spatial France (EU country FRA): the graph holds no
     #   geometry, and France with its overseas regions has no meaningful box or centre;
     # - dct:temporal of a dataset whose records carry no date at all (host institutions): a
     #   period would have to be invented.
-    undated = {str(_dataset_iri(t)) for t in DUMP_NAMES if not _dates(built.graph_nt, t)}
+    undated = {str(_dataset_iri(t)) for t in DUMP_NAMES if not _dates(any_built.graph_nt, t)}
     france = "http://publications.europa.eu/resource/authority/country/FRA"
     allowed = {(france, str(DCAT.bbox)), (france, str(DCAT.centroid))}
     allowed |= {(iri, str(DCTERMS.temporal)) for iri in undated}
     assert {(r.focus, r.path) for r in results} <= allowed
 
 
-def test_controlled_vocabularies_are_used_as_dcat_ap_expects(cat: rdflib.Graph) -> None:
-    report, results = _validate(cat, _shapes("3.0.1-html/mdr-vocabularies.shape.ttl"))
+def test_controlled_vocabularies_are_used_as_dcat_ap_expects(any_cat: rdflib.Graph) -> None:
+    report, results = _validate(any_cat, _shapes("3.0.1-html/mdr-vocabularies.shape.ttl"))
     for r in results:
         if r.path == str(SPDX.algorithm):
             # The shape wants "^https://spdx.org/rdf/terms", yet SPDX terms (and the class the
@@ -190,13 +220,14 @@ def test_every_output_parses_without_a_base_iri(built: Built) -> None:
             assert isomorphic(graph, turtle), name
 
 
-def test_outputs_are_deterministic(built: Built) -> None:
-    m = built.release.manifest
+def test_outputs_are_deterministic(any_built: Built) -> None:
+    m = any_built.release.manifest
     again = catalog.release_files(
         release_id=m["id"], built=dt.datetime.fromisoformat(m["built"]), base=m["base"],
-        counts=m["counts"], files=m["files"], graph_nt=built.graph_nt)
-    assert again == built.outputs
-    for name, (data, _) in built.outputs.items():
+        counts=m["counts"], files=m["files"], graph_nt=any_built.graph_nt,
+        checksums=any_built.checksums)
+    assert again == any_built.outputs
+    for name, (data, _) in any_built.outputs.items():
         if name.endswith(".ttl"):
             prefixes = [line for line in data.splitlines() if line.startswith(b"@prefix ")]
             assert prefixes == sorted(prefixes), name
@@ -218,8 +249,9 @@ def test_each_dataset_has_a_title_and_a_unique_identifier(built: Built, cat: rdf
     assert set(cat.objects(catalogue, DCAT.dataset)) == datasets
 
 
-def test_every_dump_is_a_distribution_true_to_the_manifest(built: Built,
-                                                           cat: rdflib.Graph) -> None:
+def test_every_dump_is_a_distribution_true_to_the_manifest(any_built: Built,
+                                                           any_cat: rdflib.Graph) -> None:
+    built, cat = any_built, any_cat
     files = built.release.manifest["files"]
     dumps = {n for n in files if n.split(".", 1)[0] in {"labgraph", *DUMP_NAMES.values()}
              and n.split(".")[1] in {f.extension for f in formats.DUMP_FORMATS}}
@@ -235,11 +267,14 @@ def test_every_dump_is_a_distribution_true_to_the_manifest(built: Built,
         assert size.datatype == XSD.nonNegativeInteger
         assert int(size) == files[name]["bytes"] == len(data)
         checksum = cat.value(dist, SPDX.checksum)
-        assert isinstance(checksum, rdflib.URIRef)  # minted, not a blank node
-        assert cat.value(checksum, SPDX.algorithm) == SPDX.checksumAlgorithm_sha256
-        value = cat.value(checksum, SPDX.checksumValue)
-        assert value.datatype == XSD.hexBinary
-        assert str(value) == files[name]["sha256"] == hashlib.sha256(data).hexdigest()
+        if not built.checksums:
+            assert checksum is None, dist
+        else:
+            assert isinstance(checksum, rdflib.URIRef)  # minted, not a blank node
+            assert cat.value(checksum, SPDX.algorithm) == SPDX.checksumAlgorithm_sha256
+            value = cat.value(checksum, SPDX.checksumValue)
+            assert value.datatype == XSD.hexBinary
+            assert str(value) == files[name]["sha256"] == hashlib.sha256(data).hexdigest()
         fmt = formats.by_extension(name.split(".")[1], formats.DUMP_FORMATS)
         assert fmt is not None
         assert cat.value(dist, DCAT.mediaType) == rdflib.URIRef(fmt.iana_iri)
@@ -252,6 +287,39 @@ def test_every_dump_is_a_distribution_true_to_the_manifest(built: Built,
         else:
             assert cat.value(dist, DCAT.compressFormat) is None
     assert seen == dumps
+
+
+def test_default_catalogue_has_no_checksum(cat: rdflib.Graph) -> None:
+    # udata 17.18 rejects a dataset whose distributions have an xsd:hexBinary
+    # spdx:checksumValue (docs/harvesters.md): by default the catalogue has no SPDX term at all.
+    assert settings.Settings.model_fields["catalog_checksums"].default is False
+    spdx = [t for t in cat if any(str(term).startswith(str(SPDX)) for term in t)]
+    assert spdx == []
+    assert any(cat.subjects(RDF.type, DCAT.Distribution))
+
+
+def test_every_download_answers_with_the_announced_sha256(built_checksums: Built) -> None:
+    """With checksums on, each distribution URL, as served, gives the bytes the catalogue hashes."""
+    from fastapi.testclient import TestClient
+
+    from labgraph.web.app import create_app
+
+    with TestClient(create_app(built_checksums.settings), base_url="http://testserver") as client:
+        served = client.get("/catalog.ttl")
+        assert served.status_code == 200
+        assert served.content == built_checksums.outputs["catalog.ttl"][0]
+        cat = rdflib.Graph().parse(data=served.content, format="turtle")
+        checked = 0
+        for dist in cat.subjects(RDF.type, DCAT.Distribution):
+            url = str(cat.value(dist, DCAT.downloadURL))
+            announced = str(cat.value(cat.value(dist, SPDX.checksum), SPDX.checksumValue))
+            response = client.get(url.removeprefix(BASE))
+            assert response.status_code == 200, url
+            assert hashlib.sha256(response.content).hexdigest() == announced, url
+            assert len(response.content) == int(cat.value(dist, DCAT.byteSize)), url
+            assert response.headers["digest"] == f"sha-256={announced}", url
+            checked += 1
+    assert checked == len(list(cat.subjects(RDF.type, DCAT.Distribution))) > 0
 
 
 def test_licence_is_the_one_data_gouv_fr_knows_as_lov2(cat: rdflib.Graph) -> None:
@@ -313,6 +381,8 @@ def test_data_service_serves_the_whole_graph(cat: rdflib.Graph) -> None:
     assert cat.value(service, DCAT.endpointURL) == rdflib.URIRef(f"{BASE}/sparql")
     assert cat.value(service, DCAT.endpointDescription) == rdflib.URIRef(f"{BASE}/sparql")
     assert cat.value(service, DCAT.servesDataset) == _dataset_iri(None)
+    # udata skips a dcat:DataService without dct:identifier; like a dataset's, it is its IRI.
+    assert list(cat.objects(service, DCTERMS.identifier)) == [rdflib.Literal(str(service))]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -238,6 +238,7 @@ def write_release(
             counts=counts,
             files=dict(stage.files),
             graph_nt=nt,
+            checksums=settings.catalog_checksums,
         )
         for name, (data, media_type) in sorted(extra.items()):
             stage.add(name, data, media_type)

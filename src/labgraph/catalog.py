@@ -424,13 +424,18 @@ def _plural(n: int, fr: str, en: str) -> tuple[str, str]:
 
 
 def catalog_triples(*, release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-                    files: Mapping[str, Mapping[str, Any]], graph_nt: bytes) -> list[ox.Triple]:
-    """The DCAT-AP 3 catalogue: catalogue, datasets, distributions and the SPARQL data service."""
+                    files: Mapping[str, Mapping[str, Any]], graph_nt: bytes,
+                    checksums: bool = False) -> list[ox.Triple]:
+    """The DCAT-AP 3 catalogue: catalogue, datasets, distributions and the SPARQL data service.
+
+    With ``checksums``, each distribution also carries its ``spdx:checksum`` (see
+    :func:`release_files`).
+    """
     rel = _release(release_id, built, base, counts, files, graph_nt)
-    return _catalog(rel).sorted()
+    return _catalog(rel, checksums).sorted()
 
 
-def _catalog(rel: _Release) -> _Triples:
+def _catalog(rel: _Release, checksums: bool) -> _Triples:
     g = _Triples()
     catalog = rel.minter.path("catalog")
     home = rel.base + "/"
@@ -448,7 +453,7 @@ def _catalog(rel: _Release) -> _Triples:
     g.add(catalog, "dct:spatial", FRANCE)
     g.add(catalog, "dcat:themeTaxonomy", THEMES)
     g.add(catalog, "dcat:service", rel.service)
-    _shared(g, rel)
+    _shared(g, rel, checksums)
 
     whole = rel.dataset()
     g.add(catalog, "dcat:dataset", whole)
@@ -457,7 +462,7 @@ def _catalog(rel: _Release) -> _Triples:
     records_fr, records_en = _plural(n_records, "fiche", "record")
     _dataset(g, rel, whole, WHOLE_TEXT, rel.dumps[WHOLE], rel.stats.whole,
              (f"Cette version compte {triples_fr} et {records_fr}.",
-              f"This release has {triples_en} and {records_en}."))
+              f"This release has {triples_en} and {records_en}."), checksums)
     for type_ in rel.types():
         iri = rel.dataset(type_)
         g.add(catalog, "dcat:dataset", iri)
@@ -466,12 +471,12 @@ def _catalog(rel: _Release) -> _Triples:
                          "fiche", "record")
         _dataset(g, rel, iri, TYPE_TEXT[type_], rel.dumps[_stems()[type_]],
                  rel.stats.by_type[type_],
-                 (f"Cette version en compte {fr}.", f"This release has {en}."))
+                 (f"Cette version en compte {fr}.", f"This release has {en}."), checksums)
     _data_service(g, rel, whole)
     return g
 
 
-def _shared(g: _Triples, rel: _Release) -> None:
+def _shared(g: _Triples, rel: _Release, checksums: bool) -> None:
     """The agents, licence and controlled values the catalogue refers to, each with its class."""
     agent = rel.publisher
     g.add(agent, "rdf:type", "foaf:Agent", "foaf:Organization")
@@ -505,7 +510,8 @@ def _shared(g: _Triples, rel: _Release) -> None:
     ):
         g.add(iri, "rdf:type", class_)
         g.add(iri, "skos:inScheme", EU + scheme)
-    g.add(SHA256, "rdf:type", "spdx:ChecksumAlgorithm")
+    if checksums:
+        g.add(SHA256, "rdf:type", "spdx:ChecksumAlgorithm")
     g.add(GZIP, "rdf:type", "dct:MediaType")
     for iri, title in ((LG, "Ontologie labgraph"),
                        (rel.minter.path("shapes"), "Formes SHACL des données labgraph")):
@@ -532,7 +538,7 @@ def _described(g: _Triples, rel: _Release, iri: str, text: Text) -> None:
 
 
 def _dataset(g: _Triples, rel: _Release, iri: str, text: Text, files: list[Dump], part: Part,
-             size: tuple[str, str]) -> None:
+             size: tuple[str, str], checksums: bool) -> None:
     when = _datetime(rel.built)
     g.add(iri, "rdf:type", "dcat:Dataset")
     _described(g, rel, iri, text)
@@ -556,22 +562,27 @@ def _dataset(g: _Triples, rel: _Release, iri: str, text: Text, files: list[Dump]
     for dump in files:
         distribution = rel.download(dump) + "#distribution"
         g.add(iri, "dcat:distribution", distribution)
-        _distribution(g, rel, distribution, text, dump)
+        _distribution(g, rel, distribution, text, dump, checksums)
 
 
-def _distribution(g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump) -> None:
+def _distribution(g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump,
+                  checksums: bool) -> None:
     when = _datetime(rel.built)
     url = rel.download(dump)
     label = dump.format.label + (", compressé gzip" if dump.gzipped else "")
     label_en = dump.format.label + (", gzip-compressed" if dump.gzipped else "")
     g.add(iri, "rdf:type", "dcat:Distribution")
     g.text(iri, "dct:title", f"{text.title_fr} ({label})", f"{text.title_en} ({label_en})")
+    # Without spdx:checksum, the digest is still in each download's Digest header (and ETag).
+    digest_fr = ("taille et empreinte SHA-256 permettent" if checksums else
+                 "la taille, et l'empreinte SHA-256 envoyée dans l'en-tête Digest, permettent")
+    digest_en = ("size and SHA-256 digest let" if checksums else
+                 "size, and the SHA-256 digest sent in the Digest header, let")
     g.text(iri, "dct:description",
            f"Fichier {dump.name} : {text.title_fr.lower()}, en {label}. Adresse stable qui sert "
-           "toujours la dernière publication ; taille et empreinte SHA-256 permettent de vérifier "
-           "le téléchargement.",
+           f"toujours la dernière publication ; {digest_fr} de vérifier le téléchargement.",
            f"File {dump.name}: {text.title_en.lower()}, in {label_en}. Stable address that always "
-           "serves the latest release; size and SHA-256 digest let you check the download.")
+           f"serves the latest release; {digest_en} you check the download.")
     g.add(iri, "dcat:downloadURL", url)
     g.add(iri, "dcat:accessURL", url)
     g.add(iri, "dcat:mediaType", dump.format.iana_iri)
@@ -584,11 +595,14 @@ def _distribution(g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump) 
         # One file compressed, not a package of several: dcat:compressFormat, no packageFormat.
         g.add(iri, "dcat:compressFormat", GZIP)
     g.add(iri, "dcat:byteSize", _typed(dump.bytes, "xsd:nonNegativeInteger"))
-    checksum = url + "#sha256"
-    g.add(iri, "spdx:checksum", checksum)
-    g.add(checksum, "rdf:type", "spdx:Checksum")
-    g.add(checksum, "spdx:algorithm", SHA256)
-    g.add(checksum, "spdx:checksumValue", _typed(dump.sha256, "xsd:hexBinary"))
+    if checksums:
+        # xsd:hexBinary, as the DCAT-AP 3.0.1 shapes require; udata 17.18 refuses it (it reads the
+        # literal as bytes into a string field), hence off by default (docs/harvesters.md).
+        checksum = url + "#sha256"
+        g.add(iri, "spdx:checksum", checksum)
+        g.add(checksum, "rdf:type", "spdx:Checksum")
+        g.add(checksum, "spdx:algorithm", SHA256)
+        g.add(checksum, "spdx:checksumValue", _typed(dump.sha256, "xsd:hexBinary"))
     g.add(iri, "dct:license", LICENCE)
     g.add(iri, "dcatap:availability", STABLE)
     g.add(iri, "dct:issued", when)
@@ -600,6 +614,8 @@ def _data_service(g: _Triples, rel: _Release, whole: str) -> None:
     g.add(service, "rdf:type", "dcat:DataService")
     _described(g, rel, service, SERVICE_TEXT)
     g.text(service, "dct:description", SERVICE_TEXT.description_fr, SERVICE_TEXT.description_en)
+    # As for datasets: udata skips a data service without one ("missing identifier").
+    g.add(service, "dct:identifier", ox.Literal(service))
     g.add(service, "dcat:endpointURL", rel.endpoint)
     g.add(service, "dcat:endpointDescription", rel.endpoint)
     g.add(service, "dcat:servesDataset", whole)
@@ -728,15 +744,17 @@ def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
 
 
 def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],
-                  files: dict[str, dict[str, Any]], graph_nt: bytes
+                  files: dict[str, dict[str, Any]], graph_nt: bytes, checksums: bool = False
                   ) -> dict[str, tuple[bytes, str]]:
     """The catalogue (Turtle, JSON-LD, RDF/XML), VoID and service description of a release.
 
     ``files`` is the manifest's mapping of the dumps already written (name → bytes, sha256, …);
-    ``graph_nt`` is the whole graph in N-Triples. Returns file name → (content, media type).
+    ``graph_nt`` is the whole graph in N-Triples. ``checksums`` (the ``catalog_checksums``
+    setting) gives each distribution its ``spdx:checksum``. Returns file name → (content, media
+    type).
     """
     rel = _release(release_id, built, base, counts, files, graph_nt)
-    catalog = _catalog(rel).sorted()
+    catalog = _catalog(rel, checksums).sorted()
     out = {f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
            for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)}
     out["void.ttl"] = (serialise(_void(rel).sorted(), formats.TURTLE), formats.TURTLE.media_type)

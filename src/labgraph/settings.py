@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         '"off".',
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    catalog_checksums: bool = Field(
+        False,
+        description="Build time: give each distribution of the DCAT-AP catalogue its SHA-256 "
+        "spdx:checksum (xsd:hexBinary). Off by default: data.gouv.fr's harvester (udata 17.18) "
+        "rejects every dataset that has one (docs/harvesters.md).",
+    )
     reload_interval: float = Field(
         2.0,
         ge=0,
