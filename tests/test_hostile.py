@@ -188,6 +188,23 @@ def test_heads_are_measured_exactly_however_they_are_cut(url: str) -> None:
     assert answers.count(b"HTTP/1.1 200") == 3
 
 
+def test_an_upgrade_offer_is_ignored_and_the_body_kept(url: str) -> None:
+    """Java's HttpClient (Jena's rsparql) offers HTTP/2 on every POST; the server stays on
+    HTTP/1.1 and must still read the query in the body (httptools alone drops it)."""
+    query = b"ASK { ?s ?p ?o }"
+    for framing in (b"Content-Length: %d\r\n\r\n%s" % (len(query), query),
+                    b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+                    % (len(query), query)):
+        head = (b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: Upgrade, HTTP2-Settings, close\r\n"
+                b"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\nUpgrade: h2c\r\n"
+                b"Content-Type: application/sparql-query\r\n"
+                b"Accept: application/sparql-results+json\r\n")
+        answer = _exchange(url, [head + framing])
+        assert status(answer) == 200, answer[:300]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["boolean"] is True
+
+
 def test_a_body_that_stops_coming_gets_408(url: str) -> None:
     started = time.monotonic()
     answer = _exchange(url, [b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"

@@ -59,6 +59,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._line_bytes = 0
         self._head_bytes = 0
         self._tail = b""
+        self._pending = b""
 
     def _counts(self) -> Counter[str]:
         counts = getattr(self.server_state, "labgraph_per_client", None)
@@ -92,13 +93,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head and self._head_too_big(data):
-            return
+        if self._in_head:
+            if self._head_too_big(data):
+                return
+            if self._in_head:  # the parser gets the head whole, once it has all arrived
+                self._pending += data
+                self._watch()
+                return
+            data, self._pending = _without_upgrade(self._pending + data), b""
         super().data_received(data)
+        self._watch()
+
+    def _watch(self) -> None:
+        """A request under way must finish in time; between requests, no deadline."""
         if self.transport.is_closing():
             self._disarm()
-        elif self._in_message or not self._in_head or self._head_bytes:
-            if self._deadline is None:  # a request is under way: it must finish in time
+        elif self._in_message or self._head_bytes:
+            if self._deadline is None:
                 self._arm()
         else:
             self._disarm()
@@ -172,6 +183,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                  "connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
         self.transport.close()
+
+
+def _without_upgrade(request: bytes) -> bytes:
+    """``request`` (a whole head, then anything) without its HTTP Upgrade offer.
+
+    This server upgrades to nothing, and RFC 9110 (7.8) lets a server ignore an offer; but
+    httptools stops at the end of a head offering one (``Upgrade: h2c``, which every Java
+    ``HttpClient`` sends, Jena's included) and uvicorn then drops the body (uvicorn#2722).
+    """
+    ends = [i for i in (request.find(b"\r\n\r\n"), request.find(b"\n\n")) if i >= 0]
+    end = min(ends)
+    head = request[:end]
+    if b"upgrade" not in head.lower():
+        return request
+    lines = head.split(b"\n")
+    kept = lines[:1]
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        field = name.strip().lower()
+        if field in (b"upgrade", b"http2-settings"):
+            continue
+        if field == b"connection":
+            tokens = [t.strip() for t in value.split(b",")
+                      if t.strip().lower() not in (b"upgrade", b"http2-settings")]
+            if not tokens:
+                continue
+            line = name + b": " + b", ".join(tokens) + (b"\r" if line.endswith(b"\r") else b"")
+        kept.append(line)
+    return b"\n".join(kept) + request[end:]
 
 
 def _trusted(host: str, trusted: frozenset[str]) -> bool:
