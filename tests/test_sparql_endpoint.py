@@ -17,6 +17,7 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -290,6 +291,27 @@ def test_relative_iris_resolve_against_the_endpoint(small: str) -> None:
                          headers={"Accept": "application/n-triples"}, timeout=30)
     assert response.status_code == 200
     assert response.text.startswith(f"<{small}/s> <{small}/p> ")
+
+
+def test_a_graph_the_client_names_is_empty_never_the_pointer_or_a_release(
+        client: httpx.Client, releases_dir: Path) -> None:
+    """The release is the default graph and the only graph with triples, on either store: a
+    remote store also holds the pointer graph and release graphs, under names a client can give.
+    """
+    def count(**params: str) -> int:
+        response = client.get("/sparql", params=params, headers={"Accept": "text/csv"})
+        assert response.status_code == 200, response.text
+        return int(response.text.split()[1])
+
+    every = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+    assert count(query=every) > 1000
+    release = (releases_dir / "current").resolve().name
+    for graph in (f"{LG}graph/current", f"{LG}graph/{release}", EX + "nowhere"):
+        assert count(query=every, **{"default-graph-uri": graph}) == 0, graph
+        assert count(query=f"SELECT (COUNT(*) AS ?n) FROM <{graph}> {{ ?s ?p ?o }}") == 0, graph
+        assert count(query=f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}") == 0
+        assert count(query="SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }",
+                     **{"named-graph-uri": EX + "nowhere"}) == 0
 
 
 # --- result formats ------------------------------------------------------------------------
