@@ -8,7 +8,9 @@ from its own pyoxigraph store; ``remote`` serves it with ``serve --store`` from 
 server (``oxigraph serve``, from the ``oxigraph`` test dependency) on loopback, into which the same
 release was loaded with ``labgraph publish --store``. So every test that uses them runs on both,
 and the ids say which (``test_x[remote]``). A module starting servers of its own takes
-``serve_args`` (also parametrised) for the same effect.
+``serve_args`` (also parametrised) for the same effect. Embedded only, each saying why: the
+deadline, crash and reload tests (worker processes, releases/current), the W3C protocol suite and
+``small`` (``serve --dataset``), the rate limit and the in-process observability/fast-path tests.
 """
 
 from __future__ import annotations
