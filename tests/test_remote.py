@@ -218,7 +218,9 @@ def test_a_new_release_replaces_the_old_atomically_and_old_graphs_go(
     for reader in readers:
         reader.start()
     try:
-        time.sleep(0.2)
+        began = time.monotonic()  # each reader must see the first release before the switch
+        while not all(seen.values()) and time.monotonic() - began < 10:
+            time.sleep(0.05)
         publish(second, oxigraph)
         deadline = time.monotonic() + 10
         while not all(c2 in counts for counts in seen.values()) and time.monotonic() < deadline:
