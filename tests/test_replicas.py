@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import start_server, stop_server
+from conftest import server_log, start_server, stop_server
 
 PATHS = ("/doc/lab/ti-lab.ttl", "/doc/lab/ti-lab.jsonld", "/doc/institution/ditp.html",
          "/catalog.ttl", "/dumps/labs.nt", "/context.jsonld")
@@ -46,5 +46,7 @@ def test_workers_share_one_store(serve_args: list[str]) -> None:
         counts = {httpx.get(url + "/sparql", params={"query": query},
                             headers={"Accept": "text/csv"}).text for _ in range(10)}
         assert len(counts) == 1
+        # Each worker serves current itself, never a fallback after failing to load it.
+        assert "not loading" not in server_log(proc), server_log(proc)
     finally:
         stop_server(proc)
