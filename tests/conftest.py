@@ -2,11 +2,21 @@
 
 ``server`` starts ``labgraph serve`` as its own process (uvicorn, worker processes and all) on a
 free loopback port, as a user would; ``app_client`` runs the same app in-process for fast tests.
+
+Both are parametrised over the two query engines (:data:`STORES`): ``embedded`` serves the release
+from its own pyoxigraph store; ``remote`` serves it with ``serve --store`` from a real Oxigraph
+server (``oxigraph serve``, from the ``oxigraph`` test dependency) on loopback, into which the same
+release was loaded with ``labgraph publish --store``. So every test that uses them runs on both,
+and the ids say which (``test_x[remote]``). A module starting servers of its own takes
+``serve_args`` (also parametrised) for the same effect. Embedded only, each saying why: the
+deadline, crash and reload tests (worker processes, releases/current), the W3C protocol suite and
+``small`` (``serve --dataset``), the rate limit and the in-process observability/fast-path tests.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +34,9 @@ from labgraph.settings import Settings, load
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+STORES = ("embedded", "remote")
+#: ``oxigraph serve --timeout-s``: the store's own deadline (tests/test_remote.py relies on it).
+OXIGRAPH_DEADLINE = 4
 
 
 def shared(*parts: str) -> Path:
@@ -122,9 +135,60 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(releases_dir: Path) -> Iterator[str]:
-    """Base URL of a real ``labgraph serve`` over the real data."""
-    proc, url = start_server(["--releases", str(releases_dir), "--data", str(REPO / "data")])
+def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Oxigraph server (the ``oxigraph`` package's CLI) on loopback, killed at the
+    end of the session. Tests publish other releases into it under other bases only."""
+    binary = Path(sys.executable).with_name("oxigraph")
+    command = str(binary) if binary.exists() else shutil.which("oxigraph")
+    assert command, "the oxigraph CLI is missing: pip install oxigraph (a test dependency)"
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix="oxigraph-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(
+            [command, "serve", "--location", str(tmp_path_factory.mktemp("oxigraph")),
+             "--bind", f"127.0.0.1:{port}", "--timeout-s", str(OXIGRAPH_DEADLINE)],
+            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, Path(log.name).read_text(errors="replace")
+            try:
+                if httpx.post(url + "/query", data={"query": "ASK {}"}, timeout=1).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "oxigraph serve did not answer"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def store_url(oxigraph: str, releases_dir: Path) -> str:
+    """The Oxigraph server, holding the session's release as ``labgraph publish --store`` put it."""
+    published = subprocess.run(
+        [sys.executable, "-m", "labgraph.cli", "publish", "--releases", str(releases_dir),
+         "--data", str(REPO / "data"), "--store", oxigraph],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert published.returncode == 0, published.stderr
+    return oxigraph
+
+
+@pytest.fixture(scope="session", params=STORES)
+def serve_args(request: pytest.FixtureRequest, releases_dir: Path) -> list[str]:
+    """``labgraph serve`` arguments for the real release, once per store (see the docstring)."""
+    args = ["--releases", str(releases_dir), "--data", str(REPO / "data")]
+    if request.param == "remote":
+        args += ["--store", request.getfixturevalue("store_url")]
+    return args
+
+
+@pytest.fixture(scope="session")
+def server(serve_args: list[str]) -> Iterator[str]:
+    """Base URL of a real ``labgraph serve`` over the real data, on each store."""
+    proc, url = start_server(serve_args)
     try:
         yield url
     finally:
@@ -137,10 +201,12 @@ def client(server: str) -> Iterator[httpx.Client]:
         yield c
 
 
-@pytest.fixture(scope="session")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    """The app in-process (lifespan started), for fast tests of routes."""
+@pytest.fixture(scope="session", params=STORES)
+def app_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[TestClient]:
+    """The app in-process (lifespan started), for fast tests of routes, on each store."""
     from labgraph.web.app import create_app
 
+    if request.param == "remote":
+        settings = settings.model_copy(update={"store_url": request.getfixturevalue("store_url")})
     with TestClient(create_app(settings), base_url="http://testserver") as c:
         yield c

@@ -13,7 +13,6 @@ import io
 import urllib.error
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,10 +37,6 @@ from SPARQLWrapper import (
 )
 from SPARQLWrapper.SPARQLExceptions import QueryBadFormed
 
-from test_sparql_endpoint import start_quiet
-
-from conftest import stop_server
-
 LAB = "https://w3id.org/labgraph/id/lab/ti-lab"
 SELECT = f"SELECT ?p ?o WHERE {{ <{LAB}> ?p ?o }} ORDER BY ?p ?o"
 ASK = f"ASK {{ <{LAB}> ?p ?o }}"
@@ -52,12 +47,9 @@ METHODS = {"get": (GET, URLENCODED), "post-form": (POST, URLENCODED),
 
 
 @pytest.fixture(scope="module")
-def endpoint(releases_dir: Path) -> Iterator[str]:
-    proc, url = start_quiet(["--releases", str(releases_dir)])
-    try:
-        yield url + "/sparql"
-    finally:
-        stop_server(proc)
+def endpoint(server: str) -> str:
+    """The session's real server (tests/conftest.py), on each store."""
+    return server + "/sparql"
 
 
 @pytest.fixture(scope="module")

@@ -153,6 +153,7 @@ def _lab_document(url: str) -> str:
     return "/doc/lab/" + iri.rsplit("/", 1)[-1] + ".ttl"
 
 
+# Embedded only: what kill -9 may leave behind is the embedded store's worker processes.
 def test_kill_9_of_the_server_then_restart_serves_the_same_release(releases_dir: Path) -> None:
     args = ["--releases", str(releases_dir), "--data", str(REPO / "data")]
     env = {"LABGRAPH_ACCESS_LOG": "off"}

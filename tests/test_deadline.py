@@ -108,6 +108,8 @@ def _serve(args: list[str], env: dict[str, str] | None = None) -> Iterator[Serve
         stop_server(proc)
 
 
+# Embedded only: these measure the query worker processes a deadline kills (a remote store
+# has none; tests/test_remote.py times its deadline and busy bound).
 @pytest.fixture(scope="module")
 def one_second(releases_dir: Path) -> Iterator[Server]:
     """The real data, ``--query-timeout 1``, the default two query workers."""

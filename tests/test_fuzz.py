@@ -10,7 +10,6 @@ header can hold anything): each must answer cleanly, never raise.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
@@ -32,11 +31,12 @@ SCHEMES = {name: frozenset(values)
 
 
 @pytest.fixture(scope="module")
-def fuzz_url(releases_dir: Path) -> Iterator[str]:
-    """A real server over the real data; no rate limit, so every fuzzed query is answered."""
-    proc, url = start_server(["--releases", str(releases_dir), "--data", str(REPO / "data")],
-                             env={"LABGRAPH_RATE_LIMIT": "0", "LABGRAPH_QUERY_TIMEOUT": "5",
-                                  "LABGRAPH_ACCESS_LOG": "off"})
+def fuzz_url(serve_args: list[str]) -> Iterator[str]:
+    """A real server over the real data, on each store; no rate limit, so every fuzzed query is
+    answered."""
+    proc, url = start_server(serve_args, env={"LABGRAPH_RATE_LIMIT": "0",
+                                              "LABGRAPH_QUERY_TIMEOUT": "5",
+                                              "LABGRAPH_ACCESS_LOG": "off"})
     try:
         yield url
     finally:

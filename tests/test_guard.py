@@ -145,3 +145,16 @@ def test_service_glued_to_a_number_is_refused(query: str) -> None:
 def test_volatile_functions_are_noticed(text: str, volatile: bool) -> None:
     """Queries calling NOW(), RAND(), UUID() or STRUUID() get a new answer each time."""
     assert inspect(text).volatile is volatile
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("SELECT * FROM <http://e/g> WHERE { ?s ?p ?o }", True),
+    ("select * from named <http://e/g> { graph ?g { ?s ?p ?o } }", True),
+    ("PREFIX e: <http://e/> DESCRIBE ?s FROM e:g WHERE { ?s ?p ?o }", True),
+    ("SELECT ?from { ?from <http://e/from> 'FROM' } # FROM <http://e/g>", False),
+    ("PREFIX e: <http://e/> SELECT * { ?s e:from ?o }", False),
+])
+def test_a_dataset_clause_is_noticed(text: str, names: bool) -> None:
+    """A remote store is sent the query's default graph as empty when the query names its own
+    (labgraph.remote), as the embedded store has no graph but the release."""
+    assert inspect(text).names_graphs is names

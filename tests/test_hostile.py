@@ -36,9 +36,10 @@ ATTACKER = "127.0.0.2"  # the slow clients' address: loopback, but not the legit
 
 
 @pytest.fixture(scope="module")
-def url(releases_dir: Path) -> Iterator[str]:
-    proc, base = start_server(["--releases", str(releases_dir), "--data", str(REPO / "data")],
-                              env=HOSTILE_ENV)
+def url(serve_args: list[str]) -> Iterator[str]:
+    """A server with HOSTILE_ENV, on each store: a query reaches a remote one, which must never
+    be made to connect anywhere either."""
+    proc, base = start_server(serve_args, env=HOSTILE_ENV)
     try:
         yield base
     finally:
@@ -457,6 +458,7 @@ def test_slow_clients_cannot_starve_the_others(url: str) -> None:
 
 def test_quick_load_has_no_errors(releases_dir: Path, tmp_path: Path) -> None:
     """``benchmarks/load.py --quick`` (its own server): 0 errors but deliberate 503s."""
+    # Embedded only: load.py starts its own server from a releases folder (no --store option).
     report = tmp_path / "load.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "load.py"), "--quick", "--releases",

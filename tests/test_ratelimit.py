@@ -57,6 +57,7 @@ def test_clients_are_keyed_by_address_and_ipv6_by_its_64() -> None:
     assert client_key("testclient") == "testclient"
 
 
+# Embedded only: the limit is applied before any query reaches a store.
 def test_sparql_answers_429_with_retry_after_past_the_burst(releases_dir: Path) -> None:
     settings = repo_settings(releases_dir=releases_dir, rate_limit=0.5, rate_burst=3,
                              access_log="off")

@@ -4,6 +4,7 @@ Releases are built from small modified copies of the test records (one more lab 
 ``labgraph build`` would, while clients keep querying: no request may fail, requests in flight
 finish on the release they started with, new ones see the new release (new ETags). A release
 that is half-written or corrupted is refused; the server keeps the last good one and logs why.
+Embedded only: it moves releases/current (a remote pointer moves by publish: test_remote.py).
 """
 
 from __future__ import annotations

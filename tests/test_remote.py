@@ -1,6 +1,7 @@
 """The remote store against a real Oxigraph server (from PyPI), compared with the embedded engine.
 
-The server runs as its own process for the session, with its own 4 s deadline. The real data is
+The server (``oxigraph`` in conftest) runs as its own process for the session, with its own 4 s
+deadline, and also serves the ``remote`` parametrisation of the server tests. The real data is
 built once (conftest); derived releases (more triples, a wrong count, broken N-Quads) are written
 with the release API under other bases, so each test owns its pointer graph.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -41,7 +41,6 @@ from labgraph.web.resources import DESCRIBE
 from conftest import free_port
 
 T = TypeVar("T")
-SERVER_DEADLINE = 4  # oxigraph serve --timeout-s
 PREFIXES = """PREFIX lg: <https://w3id.org/labgraph/def/>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
 PREFIX foaf: <http://xmlns.com/foaf/0.1/>
@@ -75,45 +74,6 @@ def loop() -> Iterator[Loop]:
         yield runner
     finally:
         runner.close()
-
-
-@pytest.fixture(scope="session")
-def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real Oxigraph server (the ``oxigraph`` package's CLI), killed at the end."""
-    binary = Path(sys.executable).with_name("oxigraph")
-    command = str(binary) if binary.exists() else shutil.which("oxigraph")
-    assert command, "the oxigraph CLI is missing: pip install oxigraph (a test dependency)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            command,
-            "serve",
-            "--location",
-            str(tmp_path_factory.mktemp("oxigraph")),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout-s",
-            str(SERVER_DEADLINE),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                if httpx.post(url + "/query", data={"query": "ASK {}"}, timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "oxigraph serve did not answer"
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +218,9 @@ def test_a_new_release_replaces_the_old_atomically_and_old_graphs_go(
     for reader in readers:
         reader.start()
     try:
-        time.sleep(0.2)
+        began = time.monotonic()  # each reader must see the first release before the switch
+        while not all(seen.values()) and time.monotonic() - began < 10:
+            time.sleep(0.05)
         publish(second, oxigraph)
         deadline = time.monotonic() + 10
         while not all(c2 in counts for counts in seen.values()) and time.monotonic() < deadline:

@@ -1,22 +1,23 @@
-"""Several servers over one release answer identically; one server can run several workers."""
+"""Several servers over one release answer identically; one server can run several workers.
+
+Both on each store (``serve_args``, tests/conftest.py): replicas sharing one remote store is what
+``serve --store`` is for.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 
-from conftest import REPO, start_server, stop_server
+from conftest import server_log, start_server, stop_server
 
 PATHS = ("/doc/lab/ti-lab.ttl", "/doc/lab/ti-lab.jsonld", "/doc/institution/ditp.html",
          "/catalog.ttl", "/dumps/labs.nt", "/context.jsonld")
 
 
-def test_two_replicas_serve_the_same_bytes_and_etags(releases_dir: Path) -> None:
-    args = ["--releases", str(releases_dir), "--data", str(REPO / "data")]
-    first, url_a = start_server(args)
+def test_two_replicas_serve_the_same_bytes_and_etags(serve_args: list[str]) -> None:
+    first, url_a = start_server(serve_args)
     try:
-        second, url_b = start_server(args)
+        second, url_b = start_server(serve_args)
         try:
             # As behind a reverse proxy: both replicas are reached under one public host.
             host = {"Host": "labgraph.example"}
@@ -36,9 +37,8 @@ def test_two_replicas_serve_the_same_bytes_and_etags(releases_dir: Path) -> None
         stop_server(first)
 
 
-def test_workers_share_one_store(releases_dir: Path) -> None:
-    proc, url = start_server(["--releases", str(releases_dir), "--data", str(REPO / "data"),
-                              "--workers", "2"])
+def test_workers_share_one_store(serve_args: list[str]) -> None:
+    proc, url = start_server([*serve_args, "--workers", "2"])
     try:
         etags = {httpx.get(url + "/doc/lab/ti-lab.ttl").headers["etag"] for _ in range(20)}
         assert len(etags) == 1
@@ -46,5 +46,7 @@ def test_workers_share_one_store(releases_dir: Path) -> None:
         counts = {httpx.get(url + "/sparql", params={"query": query},
                             headers={"Accept": "text/csv"}).text for _ in range(10)}
         assert len(counts) == 1
+        # Each worker serves current itself, never a fallback after failing to load it.
+        assert "not loading" not in server_log(proc), server_log(proc)
     finally:
         stop_server(proc)

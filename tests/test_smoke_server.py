@@ -1,6 +1,8 @@
-"""End-to-end: a real server over the real data answers the three audiences."""
+"""End-to-end: a real server over the real data answers the three audiences, on each store."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 
@@ -14,6 +16,8 @@ def test_lab_uri_redirects_to_its_turtle_document(client: httpx.Client) -> None:
     assert doc.status_code == 200
     assert doc.headers["content-type"].startswith("text/turtle")
     assert "Ti Lab" in doc.text
+    assert "prefecture-region-bretagne" in doc.text  # an outgoing link, with its label
+    assert client.get("/id/lab/no-such-lab").status_code == 404
 
 
 def test_sparql_counts_the_labs(client: httpx.Client) -> None:
@@ -24,9 +28,15 @@ def test_sparql_counts_the_labs(client: httpx.Client) -> None:
     assert response.status_code == 200
     n = int(response.json()["results"]["bindings"][0]["n"]["value"])
     assert n >= 18
+    assert client.get("/sparql", params={"query": "CLEAR ALL"}).status_code == 403
 
 
 def test_catalogue_head_is_turtle(client: httpx.Client) -> None:
     response = client.head("/catalog.ttl")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/turtle")
+
+
+def test_answers_name_the_release_served(client: httpx.Client, releases_dir: Path) -> None:
+    response = client.get("/doc/lab/ti-lab.ttl")
+    assert response.headers["x-labgraph-release"] == (releases_dir / "current").resolve().name

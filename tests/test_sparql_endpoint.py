@@ -1,9 +1,12 @@
 """/sparql over real HTTP: request forms, datasets, every result format, negotiation, refusals,
 size caps, and proof that no query makes the server open a connection.
 
-Two real servers on loopback: ``server`` over the real release, and ``small`` over a generated
-dataset with named graphs, started with small caps so the 413/414 and result-size paths are
-reached with small requests. Both are this module's own, started by :func:`start_quiet`.
+Real servers on loopback: the session's ``server`` (tests/conftest.py) over the real release, on
+each store; ``small`` over a generated dataset with named graphs, started with small caps so the
+413/414 and result-size paths are reached with small requests; and ``capped``, those caps on each
+store (``small`` itself for the embedded one, the real release served from the remote store).
+The dataset tests stay on ``small``: ``serve --dataset`` is the embedded store's (a remote store
+serves releases, which have no named graphs).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -22,7 +26,7 @@ import pytest
 import rdflib
 from rdflib.compare import isomorphic
 
-from conftest import start_server, stop_server
+from conftest import STORES, start_server, stop_server
 
 LG = "https://w3id.org/labgraph/"
 TI_LAB = LG + "id/lab/ti-lab"
@@ -79,6 +83,9 @@ def parse_graph(response: httpx.Response) -> rdflib.Graph:
     return rdflib.Graph().parse(data=response.content, format=syntax)
 
 
+#: Caps small enough to be reached with small requests (``small``, ``capped``).
+CAPS = {"LABGRAPH_MAX_QUERY_BYTES": str(MAX_QUERY), "LABGRAPH_MAX_RESULT_BYTES": str(MAX_RESULT),
+        "LABGRAPH_MAX_URL_BYTES": "16384"}
 #: Settings for a test server that takes many requests from one address: no per-client rate
 #: limit (it exists to stop exactly that) and no JSON access log.
 UNTHROTTLED = {"LABGRAPH_RATE_LIMIT": "0", "LABGRAPH_ACCESS_LOG": "off"}
@@ -101,9 +108,22 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lines.append(f'<{G2}> {{ <{EX}b> <{EX}in> "g2" . }}\n')
     dataset = tmp_path_factory.mktemp("small") / "small.trig"
     dataset.write_text("".join(lines), encoding="utf-8")
-    proc, url = start_quiet(["--dataset", str(dataset)], env={
-        "LABGRAPH_MAX_QUERY_BYTES": str(MAX_QUERY), "LABGRAPH_MAX_RESULT_BYTES": str(MAX_RESULT),
-        "LABGRAPH_MAX_URL_BYTES": "16384"})
+    proc, url = start_quiet(["--dataset", str(dataset)], env=CAPS)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def capped(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server with the small caps, on each store: ``small`` for the embedded one."""
+    if request.param == "embedded":
+        yield request.getfixturevalue("small")
+        return
+    releases = request.getfixturevalue("releases_dir")
+    store = request.getfixturevalue("store_url")
+    proc, url = start_quiet(["--releases", str(releases), "--store", store], env=CAPS)
     try:
         yield url
     finally:
@@ -225,7 +245,7 @@ def test_two_queries_are_a_400(client: httpx.Client) -> None:
     assert "more than one" in response.text
 
 
-# --- dataset -------------------------------------------------------------------------------
+# --- dataset (embedded only: a remote store serves a release, never a --dataset file) -----
 
 def _subjects(small: str, query: str, **params: object) -> set[str]:
     response = httpx.get(small + "/sparql", params={"query": query, **params}, timeout=30)
@@ -271,6 +291,27 @@ def test_relative_iris_resolve_against_the_endpoint(small: str) -> None:
                          headers={"Accept": "application/n-triples"}, timeout=30)
     assert response.status_code == 200
     assert response.text.startswith(f"<{small}/s> <{small}/p> ")
+
+
+def test_a_graph_the_client_names_is_empty_never_the_pointer_or_a_release(
+        client: httpx.Client, releases_dir: Path) -> None:
+    """The release is the default graph and the only graph with triples, on either store: a
+    remote store also holds the pointer graph and release graphs, under names a client can give.
+    """
+    def count(**params: str) -> int:
+        response = client.get("/sparql", params=params, headers={"Accept": "text/csv"})
+        assert response.status_code == 200, response.text
+        return int(response.text.split()[1])
+
+    every = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+    assert count(query=every) > 1000
+    release = (releases_dir / "current").resolve().name
+    for graph in (f"{LG}graph/current", f"{LG}graph/{release}", EX + "nowhere"):
+        assert count(query=every, **{"default-graph-uri": graph}) == 0, graph
+        assert count(query=f"SELECT (COUNT(*) AS ?n) FROM <{graph}> {{ ?s ?p ?o }}") == 0, graph
+        assert count(query=f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}") == 0
+        assert count(query="SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }",
+                     **{"named-graph-uri": EX + "nowhere"}) == 0
 
 
 # --- result formats ------------------------------------------------------------------------
@@ -460,45 +501,45 @@ def _padded(size: int) -> str:
     return query + "#" * (size - len(query))
 
 
-def test_a_body_over_the_cap_is_a_413(small: str) -> None:
+def test_a_body_over_the_cap_is_a_413(capped: str) -> None:
     big = _padded(MAX_QUERY + 100).encode()
-    direct = httpx.post(small + "/sparql", content=big,
+    direct = httpx.post(capped + "/sparql", content=big,
                         headers={"Content-Type": "application/sparql-query"}, timeout=30)
     assert direct.status_code == 413
     assert str(MAX_QUERY) in direct.text
-    form = httpx.post(small + "/sparql", data={"query": big.decode()}, timeout=30)
+    form = httpx.post(capped + "/sparql", data={"query": big.decode()}, timeout=30)
     assert form.status_code == 413
 
 
-def test_a_chunked_body_over_the_cap_is_a_413(small: str) -> None:
+def test_a_chunked_body_over_the_cap_is_a_413(capped: str) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the cap must hold while reading
         for _ in range(10):
             yield b"#" * 1000
 
-    response = httpx.post(small + "/sparql", content=chunks(),
+    response = httpx.post(capped + "/sparql", content=chunks(),
                           headers={"Content-Type": "application/sparql-query"}, timeout=30)
     assert response.status_code == 413
     assert str(MAX_QUERY) in response.text
 
 
-def test_a_query_over_the_cap_is_a_413_and_a_url_over_its_cap_a_414(small: str) -> None:
-    assert httpx.get(small + "/sparql", params={"query": _padded(MAX_QUERY - 200)},
+def test_a_query_over_the_cap_is_a_413_and_a_url_over_its_cap_a_414(capped: str) -> None:
+    assert httpx.get(capped + "/sparql", params={"query": _padded(MAX_QUERY - 200)},
                      timeout=30).status_code == 200
-    response = httpx.get(small + "/sparql", params={"query": _padded(MAX_QUERY + 1)}, timeout=30)
+    response = httpx.get(capped + "/sparql", params={"query": _padded(MAX_QUERY + 1)}, timeout=30)
     assert response.status_code == 413
     assert str(MAX_QUERY) in response.text
-    too_long = httpx.get(small + "/sparql", params={"query": _padded(20000)}, timeout=30)
+    too_long = httpx.get(capped + "/sparql", params={"query": _padded(20000)}, timeout=30)
     assert too_long.status_code == 414
 
 
 @pytest.mark.parametrize("query", ["SELECT * WHERE { ?s ?p ?o }",
                                    "CONSTRUCT WHERE { ?s ?p ?o }"])
-def test_a_result_over_the_cap_is_an_error_never_a_truncation(small: str, query: str) -> None:
-    response = httpx.get(small + "/sparql", params={"query": query}, timeout=30)
+def test_a_result_over_the_cap_is_an_error_never_a_truncation(capped: str, query: str) -> None:
+    response = httpx.get(capped + "/sparql", params={"query": query}, timeout=30)
     assert response.status_code == 422
     assert f"larger than {MAX_RESULT} bytes" in response.text
     assert "LIMIT" in response.text
-    fits = httpx.get(small + "/sparql", params={"query": query + " LIMIT 3"}, timeout=30)
+    fits = httpx.get(capped + "/sparql", params={"query": query + " LIMIT 3"}, timeout=30)
     assert fits.status_code == 200
 
 

@@ -126,6 +126,7 @@ def test_the_manifest_has_the_34_tests_and_27_apply_to_a_read_only_endpoint() ->
     assert all(t.steps for t in TESTS)
 
 
+# Embedded only: the W3C suite replays its own datasets with serve --dataset.
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server over the suite's data: every ``ut:graphData`` file in the graph its label names."""

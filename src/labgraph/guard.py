@@ -58,6 +58,7 @@ class QueryInfo:
     refusal: str | None = None
     is_update: bool = False
     volatile: bool = False  # calls NOW(), RAND(), UUID() or STRUUID()
+    names_graphs: bool = False  # has a dataset clause (FROM or FROM NAMED)
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -80,7 +81,7 @@ def _inspect(text: str) -> QueryInfo:
     if "\\u" in text or "\\U" in text:
         text = _ESCAPE.sub(_unescape, text)
     operation: str | None = None
-    volatile = False
+    volatile = names_graphs = False
     for match in TOKEN.finditer(text):
         if match.lastgroup != "word":
             continue
@@ -92,6 +93,7 @@ def _inspect(text: str) -> QueryInfo:
         if operation is None and word not in PROLOGUE:
             operation = word
         volatile = volatile or word in VOLATILE_FUNCTIONS
+        names_graphs = names_graphs or word == "FROM"
     if operation in UPDATE_WORDS:
         return QueryInfo(
             None,
@@ -99,7 +101,8 @@ def _inspect(text: str) -> QueryInfo:
             "Download the dumps to work on a copy.",
             is_update=True,
         )
-    return QueryInfo(operation if operation in FORMS else None, volatile=volatile)
+    return QueryInfo(operation if operation in FORMS else None, volatile=volatile,
+                     names_graphs=names_graphs)
 
 
 _inspect_memo = functools.lru_cache(maxsize=1024)(_inspect)

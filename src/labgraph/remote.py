@@ -24,6 +24,7 @@ import hashlib
 import logging
 import re
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,10 @@ _NTRIPLES = "application/n-triples"
 #: What the engine asks the store for: lossless formats every SPARQL server writes.
 _ACCEPT = f"{_JSON}, {_NTRIPLES};q=0.9, application/sparql-results+xml;q=0.5, text/turtle;q=0.4"
 _KIND_OF_FORM = {"SELECT": "solutions", "ASK": "boolean", "CONSTRUCT": "graph", "DESCRIBE": "graph"}
+#: A graph nothing is ever written to: the default graph of a query whose client names its own.
+#: In the embedded store every graph but the release (the default graph) is empty; here the
+#: pointer, the previous release and the release's own graph have names a client could give.
+EMPTY_GRAPH = f"urn:uuid:{uuid.uuid4()}"
 _UPLOAD_BATCH = 20_000
 _ERROR_TEXT = 2000
 
@@ -670,13 +675,18 @@ class RemoteEngine:
             self._client = None
         self._sync.close()
 
-    def _dataset(self, defaults: Iterable[str] = (), named: Iterable[str] = ()) -> dict[str, Any]:
+    def _dataset(self, defaults: Iterable[str] = (), named: Iterable[str] = (), *,
+                 from_clause: bool = False) -> dict[str, Any]:
         """Protocol dataset: the release as default graph unless the job names its own graphs.
 
-        Named graphs alone keep the release as the default graph, as the embedded engine does.
+        A default graph the client names (``default-graph-uri``, or ``FROM`` in the query) is
+        empty, as it is in the embedded store, whatever the store holds under that name (the
+        pointer, another release). Named graphs alone keep the release as the default graph, as
+        the embedded engine does.
         """
         defaults, named = list(defaults), list(named)
-        form: dict[str, Any] = {"default-graph-uri": defaults or [self.graph]}
+        empty = bool(defaults) or (from_clause and not named)
+        form: dict[str, Any] = {"default-graph-uri": [EMPTY_GRAPH if empty else self.graph]}
         if named:
             form["named-graph-uri"] = named
         return form
@@ -698,17 +708,18 @@ class RemoteEngine:
             raise Busy() from None
         self._in_flight += 1
         try:
-            body, content_type = await self._fetch(job, kind)
+            body, content_type = await self._fetch(job, kind, info.names_graphs)
             return await asyncio.to_thread(_serialize, body, content_type, job,
                                            self.max_bytes)
         finally:
             self._in_flight -= 1
             self._slots.release()
 
-    async def _fetch(self, job: Job, kind: str | None) -> tuple[bytes, str]:
+    async def _fetch(self, job: Job, kind: str | None,
+                     from_clause: bool = False) -> tuple[bytes, str]:
         assert self._client is not None
         form = {"query": _with_base(job.query, job.base_iri),
-                **self._dataset(job.default_graphs, job.named_graphs)}
+                **self._dataset(job.default_graphs, job.named_graphs, from_clause=from_clause)}
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._client.stream("POST", self.query_url, data=form,

@@ -47,7 +47,10 @@ def serve(settings: Settings, *, dataset: Path | None = None, workers: int = 1) 
     if workers > 1:
         # Each worker process rebuilds the settings from the environment.
         for name, value in settings.model_dump().items():
-            os.environ[f"LABGRAPH_{name.upper()}"] = str(value)
+            if value is None:  # unset (str(None) would be read back as the text "None")
+                os.environ.pop(f"LABGRAPH_{name.upper()}", None)
+            else:
+                os.environ[f"LABGRAPH_{name.upper()}"] = str(value)
         if dataset is not None:
             os.environ[DATASET_ENV] = str(dataset.resolve())
         uvicorn.run("labgraph.web.server:app_from_env", factory=True, workers=workers, **options)
