@@ -13,13 +13,14 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import __version__, catalog, formats, jsonld
+from . import __version__, catalog, dumps, formats, jsonld
 from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
-from .release import DUMP_NAMES, Release, ReleaseError, clean_staging, current, staging
+from .release import Release, ReleaseError, clean_staging, current, staging
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -81,7 +82,7 @@ def check(
         focus = [iri for iri, fp in fingerprints.items() if previous.get(iri) != fp]
         progress(f"validating {len(focus)} changed of {len(fingerprints)} records")
     else:
-        progress(f"validating {len(mapped.triples)} triples")
+        progress(f"validating {mapped.triples} triples")
     report = validate(
         mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus, engine=engine
     )
@@ -138,19 +139,23 @@ def build(
     Only records changed since the current release are validated unless ``full`` is set.
     """
     outcome = check(settings, progress=progress, jobs=jobs, full=full, engine=engine)
-    if not outcome.ok or outcome.mapped is None or outcome.report is None:
+    try:
+        if not outcome.ok or outcome.mapped is None or outcome.report is None:
+            return outcome
+        clean_staging(settings.releases_dir)
+        progress("writing release")
+        outcome.release = write_release(
+            settings,
+            outcome.mapped,
+            outcome.report,
+            now=now,
+            switch=switch,
+            fingerprints=outcome.fingerprints,
+        )
         return outcome
-    clean_staging(settings.releases_dir)
-    progress("writing release")
-    outcome.release = write_release(
-        settings,
-        outcome.mapped,
-        outcome.report,
-        now=now,
-        switch=switch,
-        fingerprints=outcome.fingerprints,
-    )
-    return outcome
+    finally:
+        if outcome.mapped is not None:
+            outcome.mapped.close()  # the graph's working files; the release has what it needs
 
 
 def source_digest(settings: Settings) -> str:
@@ -179,51 +184,14 @@ def write_release(
     switch: bool = True,
     fingerprints: dict[str, str] | None = None,
 ) -> Release:
-    """Serialise every dump, the report and the manifest; commit atomically."""
+    """Stream every dump from the graph on disk, the report and the manifest; commit atomically."""
     built = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    triples = mapped.triples
-    lines = mapped.lines
-    nt = "".join(lines).encode("utf-8")
-    release_id = f"{built:%Y%m%dT%H%M%SZ}-{hashlib.sha256(nt).hexdigest()[:8]}"
-    prefixes = turtle_prefixes(settings.base)
-    by_type: dict[str, list[int]] = {}
-    for i, t in enumerate(triples):
-        rec = mapped.subjects.get(t.subject.value)
-        if rec is not None:
-            by_type.setdefault(rec.type, []).append(i)
-    counts = {"triples": len(triples)}
-    for rec in mapped.subjects.values():
-        counts[rec.type] = counts.get(rec.type, 0) + 1
-    # Compacted once for the whole graph; a type's dump holds its subjects' nodes as they are.
-    node_objects = {node["id"]: node for node in jsonld.nodes(triples)}
+    release_id = f"{built:%Y%m%dT%H%M%SZ}-{_sha256(mapped.nt)[:8]}"
+    counts = {"triples": mapped.triples}
+    for origin in mapped.subjects.values():
+        counts[origin.type] = counts.get(origin.type, 0) + 1
     with staging(settings.releases_dir, release_id) as stage:
-        parts = [("labgraph", nt, triples, list(node_objects.values()))]
-        for type_ in sorted(by_type):
-            indexes = by_type[type_]
-            subset = [triples[i] for i in indexes]
-            subjects = sorted({t.subject.value for t in subset})
-            parts.append(
-                (
-                    DUMP_NAMES[type_],
-                    "".join(lines[i] for i in indexes).encode("utf-8"),
-                    subset,
-                    [node_objects[s] for s in subjects],
-                )
-            )
-        files = []
-        for name, part_nt, part, part_nodes in parts:
-            files += [
-                (f"{name}.nt", part_nt, formats.NTRIPLES.media_type),
-                # the data is the default graph: N-Quads lines equal N-Triples lines
-                (f"{name}.nq", part_nt, formats.NQUADS.media_type),
-                (
-                    f"{name}.ttl",
-                    formats.serialize_graph(part, formats.TURTLE, prefixes),
-                    formats.TURTLE.media_type,
-                ),
-                (f"{name}.jsonld", jsonld.dumps_nodes(part_nodes), formats.JSONLD.media_type),
-            ]
-        stage.add_all(files, gzip_copy=True)
+        dumps.write_dumps(stage, mapped, turtle_prefixes(settings.base))
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)
@@ -237,7 +205,7 @@ def write_release(
             base=settings.base,
             counts=counts,
             files=dict(stage.files),
-            graph_nt=nt,
+            store=mapped.store(),
         )
         for name, (data, media_type) in sorted(extra.items()):
             stage.add(name, data, media_type)
@@ -250,6 +218,14 @@ def write_release(
             "validation": {"conforms": report.conforms, "violations": len(report.violations)},
         }
         return stage.commit(manifest, switch=switch)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def stderr_progress() -> Progress:

@@ -207,13 +207,18 @@ class GraphStats:
     region_links: int
 
 
-def graph_stats(graph_nt: bytes, base: str) -> GraphStats:
-    """VoID counts and date extents, by SPARQL aggregates over the graph loaded in pyoxigraph.
+def graph_stats(graph: bytes | ox.Store, base: str) -> GraphStats:
+    """VoID counts and date extents, by SPARQL aggregates over the graph in pyoxigraph.
 
-    A record type's part is the triples about its subjects (``{base}/id/{type}/…``).
+    ``graph`` is the whole graph in N-Triples (loaded into a store in memory) or a store holding
+    it (a build passes its store on disk). A record type's part is the triples about its subjects
+    (``{base}/id/{type}/…``).
     """
-    store = ox.Store()
-    store.bulk_load(graph_nt, format=ox.RdfFormat.N_TRIPLES)
+    if isinstance(graph, ox.Store):
+        store = graph
+    else:
+        store = ox.Store()
+        store.bulk_load(graph, format=ox.RdfFormat.N_TRIPLES)
     id_space = f"{base}/id/"
     whole = Part()
     by_type = {type_: Part() for type_ in TYPE_TEXT}
@@ -404,7 +409,7 @@ class _Release:
 
 
 def _release(release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes) -> _Release:
+             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes | ox.Store) -> _Release:
     found = dumps(files)
     if WHOLE not in found:
         raise ValueError(f"no {WHOLE}.* dump among the release files")
@@ -728,14 +733,19 @@ def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
 
 
 def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],
-                  files: dict[str, dict[str, Any]], graph_nt: bytes
-                  ) -> dict[str, tuple[bytes, str]]:
+                  files: dict[str, dict[str, Any]], graph_nt: bytes | None = None,
+                  store: ox.Store | None = None) -> dict[str, tuple[bytes, str]]:
     """The catalogue (Turtle, JSON-LD, RDF/XML), VoID and service description of a release.
 
     ``files`` is the manifest's mapping of the dumps already written (name → bytes, sha256, …);
-    ``graph_nt`` is the whole graph in N-Triples. Returns file name → (content, media type).
+    the graph is given as ``graph_nt``, the whole graph in N-Triples, or as ``store``, a
+    pyoxigraph store holding it (what a build passes, so the graph is not read into memory).
+    Returns file name → (content, media type).
     """
-    rel = _release(release_id, built, base, counts, files, graph_nt)
+    graph = store if store is not None else graph_nt
+    if graph is None:
+        raise TypeError("release_files needs graph_nt or store")
+    rel = _release(release_id, built, base, counts, files, graph)
     catalog = _catalog(rel).sorted()
     out = {f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
            for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)}
