@@ -20,6 +20,7 @@ from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
+from .release import DUMP_NAMES as DUMP_NAMES  # re-exported: the dump stems
 from .release import Release, ReleaseError, clean_staging, current, staging
 from .settings import Settings
 from .validation import Report, validate
