@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,14 @@ from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
 from .release import DUMP_NAMES as DUMP_NAMES  # re-exported: the dump stems
-from .release import Release, ReleaseError, clean_staging, current, staging
+from .release import (
+    STAGING_PREFIX,
+    Release,
+    ReleaseError,
+    clean_staging,
+    current,
+    staging,
+)
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -57,8 +65,12 @@ def check(
     jobs: int | None = None,
     full: bool = True,
     engine: str = "sparql",
+    workdir: Path | None = None,
 ) -> Outcome:
-    """Read, map and validate the records; never writes anything.
+    """Read, map and validate the records; writes no release.
+
+    The mapped graph goes to ``workdir`` (default: a temporary folder), which the outcome's
+    ``mapped.close()`` removes.
 
     With ``full=False``, records unchanged since the current release (same content, same linked
     records, same ontology, shapes and base) are not validated again: that release was valid, and
@@ -75,7 +87,7 @@ def check(
         return Outcome(list(recs.problems), records=recs)
     progress(f"mapping {len(recs.records)} records")
     minter = Minter(settings.base)
-    mapped = map_records(recs.records, minter, schemes)
+    mapped = map_records(recs.records, minter, schemes, folder=workdir)
     fingerprints = record_fingerprints(recs, minter, settings)
     focus = None
     if not full:
@@ -139,11 +151,16 @@ def build(
 
     Only records changed since the current release are validated unless ``full`` is set.
     """
-    outcome = check(settings, progress=progress, jobs=jobs, full=full, engine=engine)
+    clean_staging(settings.releases_dir)
+    # The graph's working files sit beside the releases, named like a staging folder, so the
+    # next build removes them if this one is killed.
+    workdir = settings.releases_dir / f"{STAGING_PREFIX}graph-{os.getpid()}"
+    outcome = check(
+        settings, progress=progress, jobs=jobs, full=full, engine=engine, workdir=workdir
+    )
     try:
         if not outcome.ok or outcome.mapped is None or outcome.report is None:
             return outcome
-        clean_staging(settings.releases_dir)
         progress("writing release")
         outcome.release = write_release(
             settings,
@@ -157,6 +174,8 @@ def build(
     finally:
         if outcome.mapped is not None:
             outcome.mapped.close()  # the graph's working files; the release has what it needs
+        elif workdir.exists():  # stopped before mapping
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def source_digest(settings: Settings) -> str:
