@@ -66,11 +66,14 @@ def check(
     full: bool = True,
     engine: str = "sparql",
     workdir: Path | None = None,
+    keep_records: bool = True,
 ) -> Outcome:
     """Read, map and validate the records; writes no release.
 
     The mapped graph goes to ``workdir`` (default: a temporary folder), which the outcome's
-    ``mapped.close()`` removes.
+    ``mapped.close()`` removes. With ``keep_records=False`` the records are let go once mapped
+    and fingerprinted (``outcome.records`` is then None when they had no problem), so that
+    validating and writing a large graph do not also hold every record.
 
     With ``full=False``, records unchanged since the current release (same content, same linked
     records, same ontology, shapes and base) are not validated again: that release was valid, and
@@ -89,6 +92,9 @@ def check(
     minter = Minter(settings.base)
     mapped = map_records(recs.records, minter, schemes, folder=workdir)
     fingerprints = record_fingerprints(recs, minter, settings)
+    n_records = len(recs.records)
+    kept = recs if keep_records else None
+    del recs
     focus = None
     if not full:
         previous = _previous_fingerprints(settings)
@@ -97,9 +103,9 @@ def check(
     else:
         progress(f"validating {mapped.triples} triples")
     report = validate(
-        mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus, engine=engine
+        mapped, settings.shapes, jobs=jobs or _jobs(n_records), focus=focus, engine=engine
     )
-    outcome = Outcome(report.problems(), report=report, mapped=mapped, records=recs)
+    outcome = Outcome(report.problems(), report=report, mapped=mapped, records=kept)
     outcome.fingerprints = fingerprints
     outcome.validated = len(fingerprints) if focus is None else len(focus)
     return outcome
@@ -156,7 +162,13 @@ def build(
     # next build removes them if this one is killed.
     workdir = settings.releases_dir / f"{STAGING_PREFIX}graph-{os.getpid()}"
     outcome = check(
-        settings, progress=progress, jobs=jobs, full=full, engine=engine, workdir=workdir
+        settings,
+        progress=progress,
+        jobs=jobs,
+        full=full,
+        engine=engine,
+        workdir=workdir,
+        keep_records=False,
     )
     try:
         if not outcome.ok or outcome.mapped is None or outcome.report is None:
