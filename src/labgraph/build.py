@@ -6,6 +6,7 @@ release is written. An invalid graph writes nothing and switches nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -161,6 +162,7 @@ def build(
     # The graph's working files sit beside the releases, named like a staging folder, so the
     # next build removes them if this one is killed.
     workdir = settings.releases_dir / f"{STAGING_PREFIX}graph-{os.getpid()}"
+    new_folder = not settings.releases_dir.exists()
     outcome = check(
         settings,
         progress=progress,
@@ -188,6 +190,9 @@ def build(
             outcome.mapped.close()  # the graph's working files; the release has what it needs
         elif workdir.exists():  # stopped before mapping
             shutil.rmtree(workdir, ignore_errors=True)
+        if new_folder and outcome.release is None:  # an invalid first build leaves no folder
+            with contextlib.suppress(OSError):
+                settings.releases_dir.rmdir()
 
 
 def source_digest(settings: Settings) -> str:
