@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +228,13 @@ def write_release(
     counts = {"triples": mapped.triples}
     for origin in mapped.subjects.values():
         counts[origin.type] = counts.get(origin.type, 0) + 1
-    with staging(settings.releases_dir, release_id) as stage:
+    # The catalogue's statistics are SPARQL aggregates pyoxigraph evaluates without the GIL:
+    # computed on another core while the dumps are written.
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        staging(settings.releases_dir, release_id) as stage,
+    ):
+        stats = pool.submit(catalog.graph_stats, mapped.store(), settings.base)
         dumps.write_dumps(stage, mapped, turtle_prefixes(settings.base))
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)
@@ -243,6 +250,7 @@ def write_release(
             counts=counts,
             files=dict(stage.files),
             store=mapped.store(),
+            stats=stats.result(),
         )
         for name, (data, media_type) in sorted(extra.items()):
             stage.add(name, data, media_type)

@@ -419,11 +419,13 @@ class _Release:
 
 
 def _release(release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes | ox.Store) -> _Release:
+             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes | ox.Store,
+             stats: GraphStats | None = None) -> _Release:
     found = dumps(files)
     if WHOLE not in found:
         raise ValueError(f"no {WHOLE}.* dump among the release files")
-    stats = graph_stats(graph_nt, base)
+    if stats is None:
+        stats = graph_stats(graph_nt, base)
     if "triples" in counts and counts["triples"] != stats.whole.triples:
         raise ValueError(f"the graph has {stats.whole.triples} triples, the counts say "
                          f"{counts['triples']}: they are not of the same release")
@@ -744,18 +746,20 @@ def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
 
 def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],
                   files: dict[str, dict[str, Any]], graph_nt: bytes | None = None,
-                  store: ox.Store | None = None) -> dict[str, tuple[bytes, str]]:
+                  store: ox.Store | None = None, stats: GraphStats | None = None
+                  ) -> dict[str, tuple[bytes, str]]:
     """The catalogue (Turtle, JSON-LD, RDF/XML), VoID and service description of a release.
 
     ``files`` is the manifest's mapping of the dumps already written (name → bytes, sha256, …);
     the graph is given as ``graph_nt``, the whole graph in N-Triples, or as ``store``, a
-    pyoxigraph store holding it (what a build passes, so the graph is not read into memory).
-    Returns file name → (content, media type).
+    pyoxigraph store holding it (what a build passes, so the graph is not read into memory);
+    ``stats``, when given, are its :func:`graph_stats`, already computed. Returns file name →
+    (content, media type).
     """
     graph = store if store is not None else graph_nt
     if graph is None:
         raise TypeError("release_files needs graph_nt or store")
-    rel = _release(release_id, built, base, counts, files, graph)
+    rel = _release(release_id, built, base, counts, files, graph, stats)
     catalog = _catalog(rel).sorted()
     out = {f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
            for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)}
