@@ -15,8 +15,10 @@ import rdflib
 from rdflib.compare import isomorphic
 
 from labgraph import formats, jsonld
-from labgraph.build import build
-from labgraph.release import DUMP_NAMES, current, list_releases, open_release
+from labgraph.build import build, turtle_prefixes
+from labgraph.dumps import write_dumps
+from labgraph.mapping import Origin, graph_of, read_triples
+from labgraph.release import DUMP_NAMES, current, list_releases, open_release, staging
 from labgraph.settings import Settings
 
 from conftest import REPO, repo_settings
@@ -87,6 +89,59 @@ def test_same_input_gives_byte_identical_dumps(tmp_path: Path) -> None:
     assert dumps
     for name in dumps:
         assert first.file(name).read_bytes() == second.file(name).read_bytes(), name
+
+
+def _expected_dumps(triples: list[ox.Triple], prefixes: dict[str, str]) -> dict[str, bytes]:
+    """The dumps of sorted ``triples`` as the whole graph's in-memory serialisers write them."""
+    nt = "".join(f"{t} .\n" for t in triples).encode()
+    return {"nt": nt, "nq": nt, "ttl": formats.serialize_graph(triples, formats.TURTLE, prefixes),
+            "jsonld": jsonld.dumps(triples)}
+
+
+def test_streamed_dumps_equal_the_whole_graph_serialisations(settings: Settings) -> None:
+    """Dumps are streamed from disk; their bytes must stay those of serialising the whole graph
+    (and each record type's triples) at once: sorted N-Triples lines, Turtle with sorted prefix
+    lines, JSON-LD nodes sorted by subject id."""
+    release = current(settings.releases_dir)
+    assert release is not None
+    prefixes = turtle_prefixes(settings.base)
+    for name in ("labgraph", *DUMP_NAMES.values()):
+        lines = release.file(f"{name}.nt").read_bytes().decode().splitlines(keepends=True)
+        assert lines == sorted(set(lines)), name
+        triples = list(read_triples(release.file(f"{name}.nt")))
+        for ext, data in _expected_dumps(triples, prefixes).items():
+            assert release.file(f"{name}.{ext}").read_bytes() == data, f"{name}.{ext}"
+            packed = release.file(f"{name}.{ext}.gz").read_bytes()
+            assert packed == gzip.compress(data, compresslevel=6, mtime=0), f"{name}.{ext}.gz"
+
+
+def test_dump_order_where_ids_are_prefixes_of_one_another(tmp_path: Path) -> None:
+    """``<…/a-1>`` sorts before ``<…/a>`` as an N-Triples line, after it as a JSON-LD id."""
+    base = "http://example.invalid/test"
+    label = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
+    ids = ("a", "a-1", "a1", "a/b", "b", "é")
+    subjects = {f"{base}/id/lab/{i}": Origin("lab", "labs.csv", n) for n, i in enumerate(ids, 2)}
+    triples = [ox.Triple(ox.NamedNode(s), label, ox.Literal(f"{i} {k}", language="fr"))
+               for s, i in zip(subjects, ids, strict=True) for k in range(2)]
+    triples.append(ox.Triple(ox.NamedNode("http://example.invalid/concept/x"), label,
+                             ox.Literal("shared")))
+    mapped = graph_of(reversed(triples), subjects, folder=tmp_path / "graph")
+    prefixes = turtle_prefixes(base)
+    with staging(tmp_path / "releases", "test") as stage:
+        write_dumps(stage, mapped, prefixes)
+        written = {name: (stage.path / name).read_bytes() for name in stage.files}
+    whole = sorted(triples, key=lambda t: f"{t} .\n")
+    labs = [t for t in whole if t.subject.value in subjects]
+    for name, part in (("labgraph", whole), ("labs", labs)):
+        for ext, data in _expected_dumps(part, prefixes).items():
+            assert written[f"{name}.{ext}"] == data, f"{name}.{ext}"
+            assert gzip.decompress(written[f"{name}.{ext}.gz"]) == data
+    order = [n["id"].removeprefix(f"{base}/id/lab/")
+             for n in json.loads(written["labs.jsonld"])["@graph"]]
+    assert order == sorted(ids)
+    nt_order = [line.split(">", 1)[0].removeprefix(f"<{base}/id/lab/")
+                for line in written["labs.nt"].decode().splitlines()[::2]]
+    assert nt_order != order  # the two orders differ here: both are pinned above
 
 
 def test_every_dump_parses_with_rdflib_to_the_same_graph(settings: Settings) -> None:
@@ -194,7 +249,7 @@ def test_a_failure_while_writing_leaves_no_trace(mini: Path, monkeypatch: pytest
     def explode(*args: object, **kwargs: object) -> bytes:
         raise OSError("disk full")
 
-    monkeypatch.setattr(jsonld, "dumps_nodes", explode)
+    monkeypatch.setattr(jsonld, "write_nodes", explode)
     with open(mini / "labs.csv", "a", encoding="utf-8") as fh:
         fh.write("lab-gamma,Lab Gamma,,inst-one,,,,,,,,https://example.org/g\n")
     with pytest.raises(OSError, match="disk full"):

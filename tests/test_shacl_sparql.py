@@ -9,7 +9,7 @@ import pyoxigraph as ox
 import pytest
 
 from labgraph.iris import Minter
-from labgraph.mapping import Mapped, map_records
+from labgraph.mapping import Mapped, Origin, graph_of, map_records, read_triples
 from labgraph.records import read
 from labgraph.shacl_sparql import Unsupported, compile_shapes
 from labgraph.validation import validate
@@ -41,12 +41,12 @@ def p(curie: str) -> ox.NamedNode:
 
 def with_triples(mapped: Mapped, remove: Callable[[ox.Triple], bool],
                  add: list[ox.Triple]) -> Mapped:
-    triples = sorted({t for t in mapped.triples if not remove(t)} | set(add), key=str)
-    subjects = dict(mapped.subjects)
+    triples = {t for t in read_triples(mapped.nt) if not remove(t)} | set(add)
+    subjects: dict[str, Origin] = dict(mapped.subjects)
     for t in add:  # new subjects are traced to a record of the same type when there is one
         if t.subject.value not in subjects and "/id/lab/" in t.subject.value:
             subjects[t.subject.value] = mapped.subjects[thing("lab", "lab-alpha").value]
-    return Mapped(triples, subjects, mapped.columns, [f"{t} .\n" for t in triples])
+    return graph_of(triples, subjects)
 
 
 ALPHA, EDITION, PROJ = thing("lab", "lab-alpha"), thing("event", "edition-s-1"), \
@@ -129,7 +129,7 @@ def test_pyshacl_focus_mode_misses_nested_violations() -> None:
 
     remove, add = MUTATIONS["kind-from-wrong-scheme"]
     mutated = with_triples(mini(), remove, add)
-    graph = rdflib.Graph().parse(data="".join(mutated.lines), format="nt")
+    graph = rdflib.Graph().parse(source=str(mutated.nt), format="nt")
     whole = shacl_validate(graph, shacl_graph=str(SHAPES))[0]
     focused = shacl_validate(graph, shacl_graph=str(SHAPES),
                              focus_nodes=[rdflib.URIRef(ALPHA.value)])[0]

@@ -6,20 +6,32 @@ release is written. An invalid graph writes nothing and switches nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import __version__, catalog, formats, jsonld
+from . import __version__, catalog, dumps, formats, jsonld
 from . import records as records_mod
 from .iris import Minter
 from .mapping import Mapped, map_records
 from .records import Problem, Records
-from .release import DUMP_NAMES, Release, ReleaseError, clean_staging, current, staging
+from .release import DUMP_NAMES as DUMP_NAMES  # re-exported: the dump stems
+from .release import (
+    STAGING_PREFIX,
+    Release,
+    ReleaseError,
+    clean_staging,
+    current,
+    staging,
+)
 from .settings import Settings
 from .validation import Report, validate
 from .vocab import PREFIXES, load_schemes
@@ -55,8 +67,15 @@ def check(
     jobs: int | None = None,
     full: bool = True,
     engine: str = "sparql",
+    workdir: Path | None = None,
+    keep_records: bool = True,
 ) -> Outcome:
-    """Read, map and validate the records; never writes anything.
+    """Read, map and validate the records; writes no release.
+
+    The mapped graph goes to ``workdir`` (default: a temporary folder), which the outcome's
+    ``mapped.close()`` removes. With ``keep_records=False`` the records are let go once mapped
+    and fingerprinted (``outcome.records`` is then None when they had no problem), so that
+    validating and writing a large graph do not also hold every record.
 
     With ``full=False``, records unchanged since the current release (same content, same linked
     records, same ontology, shapes and base) are not validated again: that release was valid, and
@@ -73,19 +92,22 @@ def check(
         return Outcome(list(recs.problems), records=recs)
     progress(f"mapping {len(recs.records)} records")
     minter = Minter(settings.base)
-    mapped = map_records(recs.records, minter, schemes)
+    mapped = map_records(recs.records, minter, schemes, folder=workdir)
     fingerprints = record_fingerprints(recs, minter, settings)
+    n_records = len(recs.records)
+    kept = recs if keep_records else None
+    del recs
     focus = None
     if not full:
         previous = _previous_fingerprints(settings)
         focus = [iri for iri, fp in fingerprints.items() if previous.get(iri) != fp]
         progress(f"validating {len(focus)} changed of {len(fingerprints)} records")
     else:
-        progress(f"validating {len(mapped.triples)} triples")
+        progress(f"validating {mapped.triples} triples")
     report = validate(
-        mapped, settings.shapes, jobs=jobs or _jobs(len(recs.records)), focus=focus, engine=engine
+        mapped, settings.shapes, jobs=jobs or _jobs(n_records), focus=focus, engine=engine
     )
-    outcome = Outcome(report.problems(), report=report, mapped=mapped, records=recs)
+    outcome = Outcome(report.problems(), report=report, mapped=mapped, records=kept)
     outcome.fingerprints = fingerprints
     outcome.validated = len(fingerprints) if focus is None else len(focus)
     return outcome
@@ -137,20 +159,41 @@ def build(
 
     Only records changed since the current release are validated unless ``full`` is set.
     """
-    outcome = check(settings, progress=progress, jobs=jobs, full=full, engine=engine)
-    if not outcome.ok or outcome.mapped is None or outcome.report is None:
-        return outcome
     clean_staging(settings.releases_dir)
-    progress("writing release")
-    outcome.release = write_release(
+    # The graph's working files sit beside the releases, named like a staging folder, so the
+    # next build removes them if this one is killed.
+    workdir = settings.releases_dir / f"{STAGING_PREFIX}graph-{os.getpid()}"
+    new_folder = not settings.releases_dir.exists()
+    outcome = check(
         settings,
-        outcome.mapped,
-        outcome.report,
-        now=now,
-        switch=switch,
-        fingerprints=outcome.fingerprints,
+        progress=progress,
+        jobs=jobs,
+        full=full,
+        engine=engine,
+        workdir=workdir,
+        keep_records=False,
     )
-    return outcome
+    try:
+        if not outcome.ok or outcome.mapped is None or outcome.report is None:
+            return outcome
+        progress("writing release")
+        outcome.release = write_release(
+            settings,
+            outcome.mapped,
+            outcome.report,
+            now=now,
+            switch=switch,
+            fingerprints=outcome.fingerprints,
+        )
+        return outcome
+    finally:
+        if outcome.mapped is not None:
+            outcome.mapped.close()  # the graph's working files; the release has what it needs
+        elif workdir.exists():  # stopped before mapping
+            shutil.rmtree(workdir, ignore_errors=True)
+        if new_folder and outcome.release is None:  # an invalid first build leaves no folder
+            with contextlib.suppress(OSError):
+                settings.releases_dir.rmdir()
 
 
 def source_digest(settings: Settings) -> str:
@@ -179,51 +222,20 @@ def write_release(
     switch: bool = True,
     fingerprints: dict[str, str] | None = None,
 ) -> Release:
-    """Serialise every dump, the report and the manifest; commit atomically."""
+    """Stream every dump from the graph on disk, the report and the manifest; commit atomically."""
     built = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    triples = mapped.triples
-    lines = mapped.lines
-    nt = "".join(lines).encode("utf-8")
-    release_id = f"{built:%Y%m%dT%H%M%SZ}-{hashlib.sha256(nt).hexdigest()[:8]}"
-    prefixes = turtle_prefixes(settings.base)
-    by_type: dict[str, list[int]] = {}
-    for i, t in enumerate(triples):
-        rec = mapped.subjects.get(t.subject.value)
-        if rec is not None:
-            by_type.setdefault(rec.type, []).append(i)
-    counts = {"triples": len(triples)}
-    for rec in mapped.subjects.values():
-        counts[rec.type] = counts.get(rec.type, 0) + 1
-    # Compacted once for the whole graph; a type's dump holds its subjects' nodes as they are.
-    node_objects = {node["id"]: node for node in jsonld.nodes(triples)}
-    with staging(settings.releases_dir, release_id) as stage:
-        parts = [("labgraph", nt, triples, list(node_objects.values()))]
-        for type_ in sorted(by_type):
-            indexes = by_type[type_]
-            subset = [triples[i] for i in indexes]
-            subjects = sorted({t.subject.value for t in subset})
-            parts.append(
-                (
-                    DUMP_NAMES[type_],
-                    "".join(lines[i] for i in indexes).encode("utf-8"),
-                    subset,
-                    [node_objects[s] for s in subjects],
-                )
-            )
-        files = []
-        for name, part_nt, part, part_nodes in parts:
-            files += [
-                (f"{name}.nt", part_nt, formats.NTRIPLES.media_type),
-                # the data is the default graph: N-Quads lines equal N-Triples lines
-                (f"{name}.nq", part_nt, formats.NQUADS.media_type),
-                (
-                    f"{name}.ttl",
-                    formats.serialize_graph(part, formats.TURTLE, prefixes),
-                    formats.TURTLE.media_type,
-                ),
-                (f"{name}.jsonld", jsonld.dumps_nodes(part_nodes), formats.JSONLD.media_type),
-            ]
-        stage.add_all(files, gzip_copy=True)
+    release_id = f"{built:%Y%m%dT%H%M%SZ}-{_sha256(mapped.nt)[:8]}"
+    counts = {"triples": mapped.triples}
+    for origin in mapped.subjects.values():
+        counts[origin.type] = counts.get(origin.type, 0) + 1
+    # The catalogue's statistics are SPARQL aggregates pyoxigraph evaluates without the GIL:
+    # computed on another core while the dumps are written.
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        staging(settings.releases_dir, release_id) as stage,
+    ):
+        stats = pool.submit(catalog.graph_stats, mapped.store(), settings.base)
+        dumps.write_dumps(stage, mapped, turtle_prefixes(settings.base))
         stage.add("context.jsonld", jsonld.context_bytes(), formats.JSONLD.media_type)
         stage.add("ontology.ttl", settings.ontology.read_bytes(), formats.TURTLE.media_type)
         stage.add("shapes.ttl", settings.shapes.read_bytes(), formats.TURTLE.media_type)
@@ -237,7 +249,8 @@ def write_release(
             base=settings.base,
             counts=counts,
             files=dict(stage.files),
-            graph_nt=nt,
+            store=mapped.store(),
+            stats=stats.result(),
             checksums=settings.catalog_checksums,
         )
         for name, (data, media_type) in sorted(extra.items()):
@@ -251,6 +264,14 @@ def write_release(
             "validation": {"conforms": report.conforms, "violations": len(report.violations)},
         }
         return stage.commit(manifest, switch=switch)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def stderr_progress() -> Progress:

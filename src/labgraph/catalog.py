@@ -207,13 +207,18 @@ class GraphStats:
     region_links: int
 
 
-def graph_stats(graph_nt: bytes, base: str) -> GraphStats:
-    """VoID counts and date extents, by SPARQL aggregates over the graph loaded in pyoxigraph.
+def graph_stats(graph: bytes | ox.Store, base: str) -> GraphStats:
+    """VoID counts and date extents, by SPARQL aggregates over the graph in pyoxigraph.
 
-    A record type's part is the triples about its subjects (``{base}/id/{type}/…``).
+    ``graph`` is the whole graph in N-Triples (loaded into a store in memory) or a store holding
+    it (a build passes its store on disk). A record type's part is the triples about its subjects
+    (``{base}/id/{type}/…``).
     """
-    store = ox.Store()
-    store.bulk_load(graph_nt, format=ox.RdfFormat.N_TRIPLES)
+    if isinstance(graph, ox.Store):
+        store = graph
+    else:
+        store = ox.Store()
+        store.bulk_load(graph, format=ox.RdfFormat.N_TRIPLES)
     id_space = f"{base}/id/"
     whole = Part()
     by_type = {type_: Part() for type_ in TYPE_TEXT}
@@ -222,19 +227,24 @@ def graph_stats(graph_nt: bytes, base: str) -> GraphStats:
         return store.query(query)
 
     whole.triples = len(store)
-    typed_subject = (f'BIND (IF(STRSTARTS(STR(?s), "{id_space}"), '
-                     f'STRBEFORE(STRAFTER(STR(?s), "{id_space}"), "/"), "") AS ?t)')
-    for row in rows(f"SELECT DISTINCT ?s ?t WHERE {{ ?s ?p ?o {typed_subject} }}"):
+
+    def part_of(name: str) -> Part | None:
+        """The part of a subject ``{base}/id/{type}/…`` (in Python: string functions over every
+        triple are slow in SPARQL on a store on disk, and there are far fewer subjects)."""
+        if not name.startswith(id_space):
+            return None
+        type_, slash, _ = name[len(id_space):].partition("/")
+        return by_type.get(type_) if slash else None
+
+    parts: dict[str, Part | None] = {}
+    for row in rows("SELECT ?s (COUNT(*) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s"):
         subject = row["s"]
         name = subject.value if isinstance(subject, ox.NamedNode) else str(subject)
         whole.subjects.add(name)
-        part = by_type.get(row["t"].value)
+        part = parts[name] = part_of(name)
         if part is not None:
             part.subjects.add(name)
-    for row in rows(f"SELECT ?t (COUNT(*) AS ?n) WHERE {{ ?s ?p ?o {typed_subject} }} GROUP BY ?t"):
-        part = by_type.get(row["t"].value)
-        if part is not None:
-            part.triples = int(row["n"].value)
+            part.triples += int(row["n"].value)
     entities = sum(len(part.subjects) for part in by_type.values())
     entities += sum(1 for s in whole.subjects if s.startswith(id_space)
                     and s[len(id_space):].split("/", 1)[0] not in by_type)
@@ -246,14 +256,19 @@ def graph_stats(graph_nt: bytes, base: str) -> GraphStats:
     region_links = int(next(iter(rows(
         f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s <{DCT}spatial> ?o "
         f'FILTER (isIRI(?o) && STRSTARTS(STR(?o), "{INSEE_REGION}")) }}')))["n"].value)
-    dates = " ".join(f"<{d}>" for d in sorted(_DATE_TYPES))
-    for row in rows(f"SELECT DISTINCT ?o ?t WHERE {{ ?s ?p ?o FILTER (isLiteral(?o) && "
-                    f"datatype(?o) IN ({', '.join(dates.split())})) {typed_subject} }}"):
-        period = _period(row["o"].value)
+    dates = ", ".join(f"<{d}>" for d in sorted(_DATE_TYPES))
+    periods: dict[str, tuple[dt.date, dt.date] | None] = {}
+    for row in rows(f"SELECT DISTINCT ?s ?o WHERE {{ ?s ?p ?o "
+                    f"FILTER (isLiteral(?o) && datatype(?o) IN ({dates})) }}"):
+        lexical = row["o"].value
+        if lexical not in periods:
+            periods[lexical] = _period(lexical)
+        period = periods[lexical]
         if period is None:
             continue
         whole.add_period(*period)
-        part = by_type.get(row["t"].value)
+        subject = row["s"]
+        part = parts.get(subject.value if isinstance(subject, ox.NamedNode) else str(subject))
         if part is not None:
             part.add_period(*period)
     return GraphStats(whole, by_type, entities, classes, properties, distinct_objects,
@@ -404,11 +419,13 @@ class _Release:
 
 
 def _release(release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes) -> _Release:
+             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes | ox.Store,
+             stats: GraphStats | None = None) -> _Release:
     found = dumps(files)
     if WHOLE not in found:
         raise ValueError(f"no {WHOLE}.* dump among the release files")
-    stats = graph_stats(graph_nt, base)
+    if stats is None:
+        stats = graph_stats(graph_nt, base)
     if "triples" in counts and counts["triples"] != stats.whole.triples:
         raise ValueError(f"the graph has {stats.whole.triples} triples, the counts say "
                          f"{counts['triples']}: they are not of the same release")
@@ -744,16 +761,23 @@ def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
 
 
 def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],
-                  files: dict[str, dict[str, Any]], graph_nt: bytes, checksums: bool = False
+                  files: dict[str, dict[str, Any]], graph_nt: bytes | None = None,
+                  store: ox.Store | None = None, stats: GraphStats | None = None,
+                  checksums: bool = False
                   ) -> dict[str, tuple[bytes, str]]:
     """The catalogue (Turtle, JSON-LD, RDF/XML), VoID and service description of a release.
 
     ``files`` is the manifest's mapping of the dumps already written (name → bytes, sha256, …);
-    ``graph_nt`` is the whole graph in N-Triples. ``checksums`` (the ``catalog_checksums``
-    setting) gives each distribution its ``spdx:checksum``. Returns file name → (content, media
-    type).
+    the graph is given as ``graph_nt``, the whole graph in N-Triples, or as ``store``, a
+    pyoxigraph store holding it (what a build passes, so the graph is not read into memory);
+    ``stats``, when given, are its :func:`graph_stats`, already computed. ``checksums`` (the
+    ``catalog_checksums`` setting) gives each distribution its ``spdx:checksum``. Returns file
+    name → (content, media type).
     """
-    rel = _release(release_id, built, base, counts, files, graph_nt)
+    graph = store if store is not None else graph_nt
+    if graph is None:
+        raise TypeError("release_files needs graph_nt or store")
+    rel = _release(release_id, built, base, counts, files, graph, stats)
     catalog = _catalog(rel, checksums).sorted()
     out = {f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
            for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)}

@@ -7,9 +7,9 @@ pyoxigraph format object and the EU file-type IRI portals recognise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyoxigraph as ox
 
@@ -189,3 +189,66 @@ def serialize_graph(
     for line in data.splitlines(keepends=True):
         (head if line.startswith(b"@prefix ") and not body else body).append(line)
     return b"".join(sorted(head)) + b"".join(body)
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class _PrefixesSorted:
+    """Passes Turtle through to ``out``, its leading ``@prefix`` lines sorted (as
+    :func:`serialize_graph` does), holding only those lines back."""
+
+    def __init__(self, out: Writable) -> None:
+        self.out = out
+        self.head: list[bytes] = []
+        self.partial = b""
+        self.passing = False
+
+    def write(self, data: bytes) -> int:
+        if self.passing:
+            self.out.write(data)
+            return len(data)
+        lines = (self.partial + bytes(data)).split(b"\n")
+        self.partial = lines.pop()
+        for i, line in enumerate(lines):
+            if not line.startswith(b"@prefix "):
+                self._release(b"\n".join(lines[i:]) + b"\n" + self.partial)
+                break
+            self.head.append(line + b"\n")
+        return len(data)
+
+    def _release(self, rest: bytes) -> None:
+        self.out.write(b"".join(sorted(self.head)))
+        self.out.write(rest)
+        self.head, self.partial, self.passing = [], b"", True
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self.passing:
+            self._release(self.partial)
+
+
+def write_graph(
+    triples: Iterable[ox.Triple],
+    fmt: Format,
+    out: Writable,
+    prefixes: Mapping[str, str] | None = None,
+) -> None:
+    """Stream ``triples`` (already sorted) to ``out`` in ``fmt``: the same bytes as
+    :func:`serialize_graph` without holding the graph or its serialisation in memory.
+
+    Turtle and N-Triples/N-Quads only (the dump formats written from triples; JSON-LD dumps are
+    written by :mod:`labgraph.jsonld` node by node).
+    """
+    if fmt in (NTRIPLES, NQUADS):
+        for t in triples:
+            out.write(f"{t} .\n".encode())
+        return
+    if fmt is not TURTLE:
+        raise ValueError(f"{fmt.label} is not streamed")
+    sorter = _PrefixesSorted(out)
+    ox.serialize(triples, sorter, format=fmt.rdf, prefixes=dict(prefixes or {}))
+    sorter.close()

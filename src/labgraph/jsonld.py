@@ -8,9 +8,11 @@ value object, so nothing is ever lost (tests check the round trip is isomorphic)
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 import pyoxigraph as ox
 
@@ -213,13 +215,50 @@ def dumps(triples: Iterable[ox.Triple], context_ref: str | dict[str, Any] | None
     return dumps_nodes(nodes(triples), context_ref)
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def _subject(triple: ox.Triple) -> object:
+    return triple.subject
+
+
+def node_lines(triples: Iterable[ox.Triple]) -> Iterator[tuple[str, bytes]]:
+    """(subject id, its node as one JSON line) per subject, streamed.
+
+    ``triples`` must keep each subject's triples together (as sorted N-Triples do); only one
+    subject's triples are held at a time.
+    """
+    for _, group in itertools.groupby(triples, key=_subject):
+        for node in nodes(group):
+            yield node["id"], json.dumps(node, ensure_ascii=False).encode("utf-8")
+
+
+def write_nodes(
+    node_json: Iterable[bytes],
+    out: Writable,
+    context_ref: str | dict[str, Any] | None = None,
+) -> None:
+    """The JSON-LD document of already serialised node lines, written to ``out`` as it goes."""
+    ctx = context()["@context"] if context_ref is None else context_ref
+    head = json.dumps(ctx, ensure_ascii=False, sort_keys=True)
+    out.write(f'{{"@context": {head},\n"@graph": [\n'.encode())
+    separator = b""
+    for line in node_json:
+        out.write(separator)
+        out.write(line)
+        separator = b",\n"
+    out.write(b"\n]}\n")
+
+
 def dumps_nodes(
     node_objects: Iterable[dict[str, Any]], context_ref: str | dict[str, Any] | None = None
 ) -> bytes:
     """A JSON-LD document of already compacted node objects (see :func:`dumps`)."""
-    ctx = context()["@context"] if context_ref is None else context_ref
-    head = json.dumps(ctx, ensure_ascii=False, sort_keys=True)
-    lines = [json.dumps(node, ensure_ascii=False) for node in node_objects]
-    body = ",\n".join(lines)
-    text = f'{{"@context": {head},\n"@graph": [\n{body}\n]}}\n'
-    return text.encode("utf-8")
+    out = io.BytesIO()
+    write_nodes(
+        (json.dumps(node, ensure_ascii=False).encode("utf-8") for node in node_objects),
+        out,
+        context_ref,
+    )
+    return out.getvalue()

@@ -8,13 +8,12 @@ leaves the previous ``current`` intact and usable. A release is complete when it
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +57,76 @@ class Release:
         return str(self.manifest["files"][name]["sha256"])
 
 
-def _gzip(data: bytes) -> bytes:
-    """Deterministic gzip (no timestamp), so identical dumps have identical .gz copies."""
-    return gzip.compress(data, compresslevel=6, mtime=0)
+def _gzipper() -> Any:
+    """Deterministic gzip (no timestamp), so identical dumps have identical .gz copies.
+
+    Its output, for any split of the input, equals ``gzip.compress(data, 6, mtime=0)``.
+    """
+    return zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip header with mtime 0
+
+
+class Sink:
+    """Bytes streamed to one or more release files (same content) and one shared .gz copy.
+
+    Sizes and SHA-256 digests are computed as the bytes go by, and the copy is compressed once
+    however many names share the content (``labgraph.nt`` and ``labgraph.nq``), so a dump never
+    has to be held in memory.
+    """
+
+    BUFFER = 1 << 20
+
+    def __init__(self, targets: list[Path], gz_targets: list[Path]) -> None:
+        self._files = [open(t, "wb") for t in targets]  # noqa: SIM115
+        self._gz_files = [open(t, "wb") for t in gz_targets]  # noqa: SIM115
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self.size = 0
+        self.gz_size = 0
+        self._sha = hashlib.sha256()
+        self._gz_sha = hashlib.sha256()
+        self._gz = _gzipper() if gz_targets else None
+
+    def write(self, data: bytes) -> int:
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= self.BUFFER:
+            self._flush()
+        return len(data)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self.size += len(data)
+        self._sha.update(data)
+        for fh in self._files:
+            fh.write(data)
+        if self._gz is not None:
+            self._write_gz(self._gz.compress(data))
+
+    def _write_gz(self, packed: bytes) -> None:
+        if packed:
+            self.gz_size += len(packed)
+            self._gz_sha.update(packed)
+            for fh in self._gz_files:
+                fh.write(packed)
+
+    def finish(self) -> tuple[tuple[int, str], tuple[int, str] | None]:
+        """Flush everything to disk; (bytes, sha256) of the content and of its .gz copy."""
+        self._flush()
+        if self._gz is not None:
+            self._write_gz(self._gz.flush())
+        for fh in (*self._files, *self._gz_files):
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+        gz = (self.gz_size, self._gz_sha.hexdigest()) if self._gz is not None else None
+        return (self.size, self._sha.hexdigest()), gz
+
+    def close(self) -> None:
+        for fh in (*self._files, *self._gz_files):
+            fh.close()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,39 +149,38 @@ class Staging:
 
     def add(self, name: str, data: bytes, media_type: str, *, gzip_copy: bool = False) -> None:
         """Write one file (and its deterministic .gz copy); its digest goes to the manifest."""
-        if "/" in name or name.startswith(".") or name == MANIFEST:
-            raise ValueError(f"invalid release file name {name!r}")
-        self._write(name, data, media_type)
-        if gzip_copy:
-            self._write(name + ".gz", _gzip(data), "application/gzip", encoding_of=media_type)
+        with self.open([(name, media_type)], gzip_copy=gzip_copy) as sink:
+            sink.write(data)
 
-    def add_all(self, files: list[tuple[str, bytes, str]], *, gzip_copy: bool = False) -> None:
-        """Write several files; their .gz copies are compressed on every core at once."""
-        for name, data, media_type in files:
-            self.add(name, data, media_type)
-        if gzip_copy:
-            workers = min(len(files), os.cpu_count() or 1) or 1
-            with ThreadPoolExecutor(max_workers=workers) as pool:  # zlib releases the GIL
-                packed = list(pool.map(_gzip, (data for _, data, _ in files)))
-            for (name, _, media_type), data in zip(files, packed, strict=True):
-                self._write(name + ".gz", data, "application/gzip", encoding_of=media_type)
+    @contextmanager
+    def open(self, names: list[tuple[str, str]], *, gzip_copy: bool = False) -> Iterator[Sink]:
+        """Files written as a stream: every (name, media type) gets the bytes written to the sink.
 
-    def _write(
-        self, name: str, data: bytes, media_type: str, encoding_of: str | None = None
-    ) -> None:
-        target = self.path / name
-        with open(target, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        entry: dict[str, Any] = {
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "media_type": media_type,
-        }
-        if encoding_of:
-            entry["compressed_media_type"] = encoding_of
-        self.files[name] = entry
+        With ``gzip_copy`` each also gets a deterministic ``.gz`` copy, compressed once for all.
+        Entries reach the manifest only when the block ends without error.
+        """
+        for name, _ in names:
+            if "/" in name or name.startswith(".") or name == MANIFEST:
+                raise ValueError(f"invalid release file name {name!r}")
+        sink = Sink(
+            [self.path / name for name, _ in names],
+            [self.path / f"{name}.gz" for name, _ in names] if gzip_copy else [],
+        )
+        try:
+            yield sink
+            plain, packed = sink.finish()
+        except BaseException:
+            sink.close()
+            raise
+        for name, media_type in names:
+            self.files[name] = {"bytes": plain[0], "sha256": plain[1], "media_type": media_type}
+            if packed is not None:
+                self.files[f"{name}.gz"] = {
+                    "bytes": packed[0],
+                    "sha256": packed[1],
+                    "media_type": "application/gzip",
+                    "compressed_media_type": media_type,
+                }
 
     def commit(self, manifest: dict[str, Any], *, switch: bool = True) -> Release:
         """Write the manifest, move the folder into place, and switch ``current`` to it."""

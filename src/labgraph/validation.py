@@ -1,11 +1,12 @@
-"""SHACL validation with pyshacl, each result traced back to the record that produced it.
+"""SHACL validation, each result traced back to the record that produced it.
 
 A result about ``<…/id/lab/ti-lab>`` and ``org:unitOf`` becomes
 ``data/labs.csv:6: column "hosts": A lab must be hosted by at least one institution…`` so that
-the person who edits the spreadsheet knows what to fix. Large graphs are validated in chunks of
-records on several processes: each chunk carries its records' triples plus the types and labels
-of everything (so ``sh:class`` checks see the referenced nodes) and only its records are focus
-nodes.
+the person who edits the spreadsheet knows what to fix. The default engine runs the shapes
+compiled to SPARQL (:mod:`labgraph.shacl_sparql`) against the mapped graph's pyoxigraph store on
+disk, so validating does not hold the graph in Python memory; pyshacl, the reference, parses the
+graph into an rdflib graph in memory. Only the small per-subject index (IRI → type, file, line)
+is needed to trace a result.
 """
 
 from __future__ import annotations
@@ -131,9 +132,10 @@ def validate(
 ) -> Report:
     """Validate ``mapped`` against the shapes; ``focus`` limits which subjects are checked.
 
-    ``engine="sparql"`` runs the shapes compiled to SPARQL on pyoxigraph, its checks on ``jobs``
-    threads (fast; falls back to pyshacl if the shapes use a feature the compiler does not
-    know); ``"pyshacl"`` is the reference implementation, over the whole graph.
+    ``engine="sparql"`` runs the shapes compiled to SPARQL on the graph's pyoxigraph store on
+    disk, its checks on ``jobs`` threads (fast, and memory stays bounded; falls back to pyshacl
+    if the shapes use a feature the compiler does not know); ``"pyshacl"`` is the reference
+    implementation, over the whole graph parsed into an rdflib graph in memory.
     """
     if engine == "sparql":
         try:
@@ -141,12 +143,7 @@ def validate(
         except Unsupported as err:
             log.warning("shapes not compilable to SPARQL (%s): validating with pyshacl", err)
         else:
-            store = ox.Store()
-            if mapped.lines:  # parsing N-Triples in Rust beats building quads in Python
-                store.bulk_load("".join(mapped.lines).encode(), format=ox.RdfFormat.N_TRIPLES)
-            else:
-                store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in mapped.triples)
-            raw = run_checks(checks, store, jobs=jobs)
+            raw = run_checks(checks, mapped.store(), jobs=jobs)
             if focus is not None:
                 wanted = set(focus)
                 raw = [r for r in raw if r["focus"] in wanted]
@@ -163,7 +160,7 @@ def _result_order(r: Result) -> tuple[str, int, str, str, str, str, str]:
 def _report(raw: list[dict[str, str | None]], mapped: Mapped, engine: str) -> Report:
     results = sorted({_trace(r, mapped) for r in raw}, key=_result_order)
     conforms = not any(r.severity == "Violation" for r in results)
-    return Report(conforms, results, len(mapped.triples), engine)
+    return Report(conforms, results, mapped.triples, engine)
 
 
 def _validate_pyshacl(mapped: Mapped, shapes: Path, *, focus: Iterable[str] | None) -> Report:
@@ -175,7 +172,7 @@ def _validate_pyshacl(mapped: Mapped, shapes: Path, *, focus: Iterable[str] | No
     from pyshacl import validate as shacl_validate  # heavy import: only when pyshacl is used
 
     data = rdflib.Graph()
-    data.parse(data="".join(mapped.lines or (f"{t} .\n" for t in mapped.triples)), format="nt")
+    data.parse(source=str(mapped.nt), format="nt")
     shapes_graph = rdflib.Graph().parse(shapes, format="turtle")
     _conforms, report, _text = shacl_validate(data, shacl_graph=shapes_graph, allow_warnings=True)
     raw = _pyshacl_results(report, shapes_graph)
