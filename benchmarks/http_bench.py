@@ -77,7 +77,7 @@ request = function()
 end
 """
 
-BARE_APP = '''
+BARE_APP = """
 from pathlib import Path
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -89,7 +89,7 @@ async def doc(request):
     return Response(BODY, media_type="text/turtle; charset=utf-8")
 
 app = Starlette(routes=[Route("/doc/{{type}}/{{name}}", doc)])
-'''
+"""
 
 
 def free_port() -> int:
@@ -111,10 +111,12 @@ def wait_until_up(url: str, timeout: float = 120) -> None:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready_url: str, env: dict[str, str] | None = None
-            ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def running(
+    cmd: list[str], ready_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until_up(ready_url)
         yield proc
@@ -128,12 +130,12 @@ def running(cmd: list[str], ready_url: str, env: dict[str, str] | None = None
 
 def ensure_tools() -> None:
     if shutil.which("wrk") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL
+        )
     if not (PEERS / "bin" / "oxigraph").exists() or not _has_server_stack():
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-        subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", *PEER_PACKAGES],
-                       check=True)
+        subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
 
 
 def _has_server_stack() -> bool:
@@ -142,14 +144,29 @@ def _has_server_stack() -> bool:
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
-def wrk(base: str, paths: list[str], accept: str, seconds: int, connections: int,
-        workdir: Path) -> dict[str, float]:
+def wrk(
+    base: str, paths: list[str], accept: str, seconds: int, connections: int, workdir: Path
+) -> dict[str, float]:
     script = workdir / "mix.lua"
     script.write_text(LUA % (", ".join(json.dumps(p) for p in paths), accept))
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", str(script), base],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     figures: dict[str, float] = {"rps": 0.0, "non2xx": 0.0, "p99_ms": 0.0}
     for line in out.splitlines():
         words = line.split()
@@ -178,8 +195,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="3 s per scenario")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="turn labgraph's answer cache off (every query reaches a worker)")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="turn labgraph's answer cache off (every query reaches a worker)",
+    )
     args = parser.parse_args()
     seconds = 3 if args.quick else args.seconds
     ensure_tools()
@@ -188,14 +208,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="labgraph-http-bench-") as tmp_name:
         tmp = Path(tmp_name)
         releases = tmp / "releases"
-        subprocess.run([sys.executable, "-m", "labgraph.cli", "build", "--releases",
-                        str(releases), "--data", str(REPO / "data")], check=True, cwd=REPO,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "labgraph.cli",
+                "build",
+                "--releases",
+                str(releases),
+                "--data",
+                str(REPO / "data"),
+            ],
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
         nquads = (releases / "current" / "labgraph.nq").resolve()
         store = tmp / "oxigraph"
-        subprocess.run([str(bin_ / "oxigraph"), "load", "--location", str(store), "--file",
-                        str(nquads)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(bin_ / "oxigraph"), "load", "--location", str(store), "--file", str(nquads)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
         # Every protection on, the per-client rate limit included, set high enough that one
         # load generator on 127.0.0.1 is never refused: its cost is measured, not its 429s.
@@ -205,58 +240,137 @@ def main() -> int:
         # Throughput with more server processes over the same read-only store.
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with running([sys.executable, "-m", "labgraph.cli", "serve", "--releases",
-                      str(releases), "--port", str(port), "--workers", "2"],
-                     base + "/healthz", env):
+        with running(
+            [
+                sys.executable,
+                "-m",
+                "labgraph.cli",
+                "serve",
+                "--releases",
+                str(releases),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            base + "/healthz",
+            env,
+        ):
             results["labgraph sparql, 2 workers"] = wrk(
-                base, query_paths("/sparql"), "application/sparql-results+json", seconds,
-                args.connections, tmp)
+                base,
+                query_paths("/sparql"),
+                "application/sparql-results+json",
+                seconds,
+                args.connections,
+                tmp,
+            )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with running([sys.executable, "-m", "labgraph.cli", "serve", "--releases",
-                      str(releases), "--port", str(port)], base + "/healthz", env):
-            results["labgraph sparql"] = wrk(base, query_paths("/sparql"),
-                                             "application/sparql-results+json", seconds,
-                                             args.connections, tmp)
-            results["labgraph deref"] = wrk(base, [DOCUMENT], "text/turtle", seconds,
-                                            args.connections, tmp)
+        with running(
+            [
+                sys.executable,
+                "-m",
+                "labgraph.cli",
+                "serve",
+                "--releases",
+                str(releases),
+                "--port",
+                str(port),
+            ],
+            base + "/healthz",
+            env,
+        ):
+            results["labgraph sparql"] = wrk(
+                base,
+                query_paths("/sparql"),
+                "application/sparql-results+json",
+                seconds,
+                args.connections,
+                tmp,
+            )
+            results["labgraph deref"] = wrk(
+                base, [DOCUMENT], "text/turtle", seconds, args.connections, tmp
+            )
             with urllib.request.urlopen(base + DOCUMENT) as response:
                 (tmp / "doc.ttl").write_bytes(response.read())
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with running([str(bin_ / "oxigraph"), "serve-read-only", "--location", str(store),
-                      "--bind", f"127.0.0.1:{port}"], base + "/query?query=ASK%7B%7D"):
-            results["oxigraph sparql"] = wrk(base, query_paths("/query"),
-                                             "application/sparql-results+json", seconds,
-                                             args.connections, tmp)
+        with running(
+            [
+                str(bin_ / "oxigraph"),
+                "serve-read-only",
+                "--location",
+                str(store),
+                "--bind",
+                f"127.0.0.1:{port}",
+            ],
+            base + "/query?query=ASK%7B%7D",
+        ):
+            results["oxigraph sparql"] = wrk(
+                base,
+                query_paths("/query"),
+                "application/sparql-results+json",
+                seconds,
+                args.connections,
+                tmp,
+            )
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with running([str(bin_ / "rdflib-endpoint"), "serve", "--host", "127.0.0.1", "--port",
-                      str(port), str(nquads)], base + "/?query=ASK%7B%7D"):
-            results["rdflib-endpoint sparql"] = wrk(base, query_paths("/"),
-                                                    "application/sparql-results+json",
-                                                    seconds, args.connections, tmp)
+        with running(
+            [
+                str(bin_ / "rdflib-endpoint"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                str(nquads),
+            ],
+            base + "/?query=ASK%7B%7D",
+        ):
+            results["rdflib-endpoint sparql"] = wrk(
+                base,
+                query_paths("/"),
+                "application/sparql-results+json",
+                seconds,
+                args.connections,
+                tmp,
+            )
 
         app = tmp / "bare_app.py"
         app.write_text(BARE_APP.format(body=str(tmp / "doc.ttl")))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with running([str(bin_ / "python"), "-m", "uvicorn", "--app-dir", str(tmp),
-                      "bare_app:app", "--port", str(port), "--log-level", "warning"],
-                     base + DOCUMENT):
-            results["starlette deref"] = wrk(base, [DOCUMENT], "text/turtle", seconds,
-                                             args.connections, tmp)
+        with running(
+            [
+                str(bin_ / "python"),
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(tmp),
+                "bare_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            base + DOCUMENT,
+        ):
+            results["starlette deref"] = wrk(
+                base, [DOCUMENT], "text/turtle", seconds, args.connections, tmp
+            )
 
     ratios = {
         "labgraph / oxigraph (sparql)": _ratio(results, "labgraph sparql", "oxigraph sparql"),
-        "labgraph / rdflib-endpoint (sparql)": _ratio(results, "labgraph sparql",
-                                                      "rdflib-endpoint sparql"),
-        "labgraph / bare starlette (deref)": _ratio(results, "labgraph deref",
-                                                    "starlette deref"),
-        "labgraph 2 workers / 1 worker (sparql)": _ratio(results, "labgraph sparql, 2 workers",
-                                                         "labgraph sparql"),
+        "labgraph / rdflib-endpoint (sparql)": _ratio(
+            results, "labgraph sparql", "rdflib-endpoint sparql"
+        ),
+        "labgraph / bare starlette (deref)": _ratio(results, "labgraph deref", "starlette deref"),
+        "labgraph 2 workers / 1 worker (sparql)": _ratio(
+            results, "labgraph sparql, 2 workers", "labgraph sparql"
+        ),
     }
     print(f"{'scenario':28} {'req/s':>10} {'p99 ms':>9} {'non-2xx':>8}")
     for name, fig in results.items():
@@ -265,10 +379,18 @@ def main() -> int:
         print(f"{name:40} {value:6.2f}x")
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT / f"http_bench-{stamp}.json").write_text(json.dumps(
-        {"seconds": seconds, "connections": args.connections, "cache": not args.no_cache,
-         "results": results,
-         "ratios": ratios}, indent=2))
+    (OUT / f"http_bench-{stamp}.json").write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "connections": args.connections,
+                "cache": not args.no_cache,
+                "results": results,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -144,9 +144,19 @@ def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="oxigraph-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(
-            [command, "serve", "--location", str(tmp_path_factory.mktemp("oxigraph")),
-             "--bind", f"127.0.0.1:{port}", "--timeout-s", str(OXIGRAPH_DEADLINE)],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                command,
+                "serve",
+                "--location",
+                str(tmp_path_factory.mktemp("oxigraph")),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout-s",
+                str(OXIGRAPH_DEADLINE),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -169,9 +179,24 @@ def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def store_url(oxigraph: str, releases_dir: Path) -> str:
     """The Oxigraph server, holding the session's release as ``labgraph publish --store`` put it."""
     published = subprocess.run(
-        [sys.executable, "-m", "labgraph.cli", "publish", "--releases", str(releases_dir),
-         "--data", str(REPO / "data"), "--store", oxigraph],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "labgraph.cli",
+            "publish",
+            "--releases",
+            str(releases_dir),
+            "--data",
+            str(REPO / "data"),
+            "--store",
+            oxigraph,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert published.returncode == 0, published.stderr
     return oxigraph
 

@@ -28,15 +28,22 @@ LG = "https://w3id.org/labgraph/def/"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labgraph.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "labgraph.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def query(path: Path, sparql: str) -> list[dict[str, str]]:
     store = ox.Store()
     store.load(path=str(path), format=ox.RdfFormat.N_TRIPLES)
-    return [{v.value: row[v.value].value for v in row_vars} for row_vars, row in
-            ((store.query(sparql).variables, r) for r in store.query(sparql))]
+    return [
+        {v.value: row[v.value].value for v in row_vars}
+        for row_vars, row in ((store.query(sparql).variables, r) for r in store.query(sparql))
+    ]
 
 
 def test_the_real_network_is_published(settings: Settings) -> None:
@@ -53,22 +60,29 @@ def test_the_real_network_is_published(settings: Settings) -> None:
 
 
 def test_every_record_has_a_source_and_every_lab_a_french_label_and_a_host(
-        settings: Settings) -> None:
+    settings: Settings,
+) -> None:
     release = current(settings.releases_dir)
     assert release is not None
     nt = release.file("labgraph.nt")
-    unsourced = query(nt, """
+    unsourced = query(
+        nt,
+        """
         PREFIX prov: <http://www.w3.org/ns/prov#>
         PREFIX dct: <http://purl.org/dc/terms/>
         SELECT ?s WHERE { ?s dct:identifier ?id FILTER NOT EXISTS { ?s prov:wasDerivedFrom ?src }
-                          FILTER NOT EXISTS { ?s a dct:BibliographicResource } }""")
+                          FILTER NOT EXISTS { ?s a dct:BibliographicResource } }""",
+    )
     assert unsourced == []
-    bad_labs = query(nt, f"""
+    bad_labs = query(
+        nt,
+        f"""
         PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
         PREFIX org: <http://www.w3.org/ns/org#>
         SELECT ?lab WHERE {{ ?lab a <{LG}Lab>
           FILTER (NOT EXISTS {{ ?lab rdfs:label ?l FILTER (lang(?l) = "fr") }}
-                  || NOT EXISTS {{ ?lab org:unitOf ?host }}) }}""")
+                  || NOT EXISTS {{ ?lab org:unitOf ?host }}) }}""",
+    )
     assert bad_labs == []
 
 
@@ -84,8 +98,11 @@ def test_same_input_gives_byte_identical_dumps(tmp_path: Path) -> None:
     first = build(repo_settings(releases_dir=tmp_path / "a")).release
     second = build(repo_settings(releases_dir=tmp_path / "b")).release
     assert first is not None and second is not None
-    dumps = [n for n in first.manifest["files"] if not n.startswith(("manifest", "validation",
-                                                                      "catalog", "void"))]
+    dumps = [
+        n
+        for n in first.manifest["files"]
+        if not n.startswith(("manifest", "validation", "catalog", "void"))
+    ]
     assert dumps
     for name in dumps:
         assert first.file(name).read_bytes() == second.file(name).read_bytes(), name
@@ -94,8 +111,12 @@ def test_same_input_gives_byte_identical_dumps(tmp_path: Path) -> None:
 def _expected_dumps(triples: list[ox.Triple], prefixes: dict[str, str]) -> dict[str, bytes]:
     """The dumps of sorted ``triples`` as the whole graph's in-memory serialisers write them."""
     nt = "".join(f"{t} .\n" for t in triples).encode()
-    return {"nt": nt, "nq": nt, "ttl": formats.serialize_graph(triples, formats.TURTLE, prefixes),
-            "jsonld": jsonld.dumps(triples)}
+    return {
+        "nt": nt,
+        "nq": nt,
+        "ttl": formats.serialize_graph(triples, formats.TURTLE, prefixes),
+        "jsonld": jsonld.dumps(triples),
+    }
 
 
 def test_streamed_dumps_equal_the_whole_graph_serialisations(settings: Settings) -> None:
@@ -121,10 +142,14 @@ def test_dump_order_where_ids_are_prefixes_of_one_another(tmp_path: Path) -> Non
     label = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
     ids = ("a", "a-1", "a1", "a/b", "b", "é")
     subjects = {f"{base}/id/lab/{i}": Origin("lab", "labs.csv", n) for n, i in enumerate(ids, 2)}
-    triples = [ox.Triple(ox.NamedNode(s), label, ox.Literal(f"{i} {k}", language="fr"))
-               for s, i in zip(subjects, ids, strict=True) for k in range(2)]
-    triples.append(ox.Triple(ox.NamedNode("http://example.invalid/concept/x"), label,
-                             ox.Literal("shared")))
+    triples = [
+        ox.Triple(ox.NamedNode(s), label, ox.Literal(f"{i} {k}", language="fr"))
+        for s, i in zip(subjects, ids, strict=True)
+        for k in range(2)
+    ]
+    triples.append(
+        ox.Triple(ox.NamedNode("http://example.invalid/concept/x"), label, ox.Literal("shared"))
+    )
     mapped = graph_of(reversed(triples), subjects, folder=tmp_path / "graph")
     prefixes = turtle_prefixes(base)
     with staging(tmp_path / "releases", "test") as stage:
@@ -136,11 +161,15 @@ def test_dump_order_where_ids_are_prefixes_of_one_another(tmp_path: Path) -> Non
         for ext, data in _expected_dumps(part, prefixes).items():
             assert written[f"{name}.{ext}"] == data, f"{name}.{ext}"
             assert gzip.decompress(written[f"{name}.{ext}.gz"]) == data
-    order = [n["id"].removeprefix(f"{base}/id/lab/")
-             for n in json.loads(written["labs.jsonld"])["@graph"]]
+    order = [
+        n["id"].removeprefix(f"{base}/id/lab/")
+        for n in json.loads(written["labs.jsonld"])["@graph"]
+    ]
     assert order == sorted(ids)
-    nt_order = [line.split(">", 1)[0].removeprefix(f"<{base}/id/lab/")
-                for line in written["labs.nt"].decode().splitlines()[::2]]
+    nt_order = [
+        line.split(">", 1)[0].removeprefix(f"<{base}/id/lab/")
+        for line in written["labs.nt"].decode().splitlines()[::2]
+    ]
     assert nt_order != order  # the two orders differ here: both are pinned above
 
 
@@ -149,8 +178,11 @@ def test_every_dump_parses_with_rdflib_to_the_same_graph(settings: Settings) -> 
     assert release is not None
     reference = rdflib.Graph().parse(release.file("labgraph.nt"), format="nt")
     context = json.loads(jsonld.context_bytes())["@context"]
-    for fmt, rdflib_name in ((formats.TURTLE, "turtle"), (formats.NQUADS, "nquads"),
-                             (formats.JSONLD, "json-ld")):
+    for fmt, rdflib_name in (
+        (formats.TURTLE, "turtle"),
+        (formats.NQUADS, "nquads"),
+        (formats.JSONLD, "json-ld"),
+    ):
         raw = gzip.decompress(release.file(f"labgraph.{fmt.extension}.gz").read_bytes())
         assert raw == release.file(f"labgraph.{fmt.extension}").read_bytes()
         graph = rdflib.Dataset() if fmt is formats.NQUADS else rdflib.Graph()
@@ -180,8 +212,14 @@ def mini(tmp_path: Path) -> Path:
 
 
 def mini_args(data: Path) -> list[str]:
-    return ["--data", str(data), "--releases", str(data.parent / "releases"),
-            "--base", "http://example.invalid/test"]
+    return [
+        "--data",
+        str(data),
+        "--releases",
+        str(data.parent / "releases"),
+        "--base",
+        "http://example.invalid/test",
+    ]
 
 
 def test_cli_build_then_broken_record_leaves_current_untouched(mini: Path) -> None:
@@ -191,8 +229,7 @@ def test_cli_build_then_broken_record_leaves_current_untouched(mini: Path) -> No
     before = current(releases)
     assert before is not None
     labs = mini / "labs.csv"
-    labs.write_text(labs.read_text(encoding="utf-8").replace(",2016,", ",20x1,"),
-                    encoding="utf-8")
+    labs.write_text(labs.read_text(encoding="utf-8").replace(",2016,", ",20x1,"), encoding="utf-8")
     bad = run_cli("build", *mini_args(mini))
     assert bad.returncode == 1
     assert 'labs.csv:2: column "founded": "20x1" is not a year' in bad.stderr
@@ -204,8 +241,12 @@ def test_cli_build_then_broken_record_leaves_current_untouched(mini: Path) -> No
 
 def test_shacl_violation_is_traced_to_its_record(mini: Path) -> None:
     events = mini / "events.csv"
-    events.write_text(events.read_text(encoding="utf-8").replace(
-        "2022-11-02,2022-11-30", "2022-11-30,2022-11-02"), encoding="utf-8")
+    events.write_text(
+        events.read_text(encoding="utf-8").replace(
+            "2022-11-02,2022-11-30", "2022-11-30,2022-11-02"
+        ),
+        encoding="utf-8",
+    )
     result = run_cli("build", *mini_args(mini))
     assert result.returncode == 1
     assert 'events.csv:3: column "start": An event cannot end before it starts.' in result.stderr
@@ -219,8 +260,11 @@ def test_validate_formats(mini: Path) -> None:
     assert as_json["conforms"] is True
     ttl = run_cli("validate", "--format", "ttl", *mini_args(mini)).stdout
     graph = rdflib.Graph().parse(data=ttl, format="turtle")
-    assert (None, rdflib.URIRef("http://www.w3.org/ns/shacl#conforms"),
-            rdflib.Literal(True)) in graph
+    assert (
+        None,
+        rdflib.URIRef("http://www.w3.org/ns/shacl#conforms"),
+        rdflib.Literal(True),
+    ) in graph
     assert not (mini.parent / "releases").exists()
 
 
@@ -239,10 +283,12 @@ def test_quiet_when_piped(mini: Path) -> None:
     assert result.stdout.startswith("release ")
 
 
-def test_a_failure_while_writing_leaves_no_trace(mini: Path, monkeypatch: pytest.MonkeyPatch
-                                                 ) -> None:
-    settings = repo_settings(data_dir=mini, releases_dir=mini.parent / "releases",
-                             base="http://example.invalid/test")
+def test_a_failure_while_writing_leaves_no_trace(
+    mini: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = repo_settings(
+        data_dir=mini, releases_dir=mini.parent / "releases", base="http://example.invalid/test"
+    )
     first = build(settings).release
     assert first is not None
 
@@ -260,24 +306,34 @@ def test_a_failure_while_writing_leaves_no_trace(mini: Path, monkeypatch: pytest
 
 
 def test_incremental_validation_checks_only_changed_records_and_their_dependents(
-        mini: Path) -> None:
-    settings = repo_settings(data_dir=mini, releases_dir=mini.parent / "releases",
-                             base="http://example.invalid/test")
+    mini: Path,
+) -> None:
+    settings = repo_settings(
+        data_dir=mini, releases_dir=mini.parent / "releases", base="http://example.invalid/test"
+    )
     first = build(settings)
     assert first.ok and first.validated == 9
     again = build(settings)
     assert again.ok and again.validated == 0
     institutions = mini / "institutions.csv"
-    institutions.write_text(institutions.read_text(encoding="utf-8").replace(
-        "Institution Deux,I2", "Institution Deux,I-2"), encoding="utf-8")
+    institutions.write_text(
+        institutions.read_text(encoding="utf-8").replace(
+            "Institution Deux,I2", "Institution Deux,I-2"
+        ),
+        encoding="utf-8",
+    )
     changed = build(settings)
     # inst-two, plus lab-beta and proj-x that link to it
     assert changed.ok and changed.validated == 3
     full = build(settings, full=True)
     assert full.validated == 9
     events = mini / "events.csv"
-    events.write_text(events.read_text(encoding="utf-8").replace(
-        "2022-11-02,2022-11-30", "2022-11-30,2022-11-02"), encoding="utf-8")
+    events.write_text(
+        events.read_text(encoding="utf-8").replace(
+            "2022-11-02,2022-11-30", "2022-11-30,2022-11-02"
+        ),
+        encoding="utf-8",
+    )
     broken = build(settings)
     assert not broken.ok and broken.validated == 1
     assert 'column "start"' in str(broken.problems[0])

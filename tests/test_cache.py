@@ -21,8 +21,9 @@ def test_a_repeated_query_is_answered_from_the_cache(app_client: TestClient) -> 
     assert second.content == first.content
     assert second.headers["content-type"] == first.headers["content-type"]
     assert results.hits == hits + 1
-    other_format = app_client.get("/sparql", params=params,
-                                  headers={"Accept": "application/sparql-results+json"})
+    other_format = app_client.get(
+        "/sparql", params=params, headers={"Accept": "application/sparql-results+json"}
+    )
     assert other_format.json()["results"]["bindings"][0]["n"]["value"] == first.text.split()[1]
 
 

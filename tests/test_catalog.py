@@ -44,8 +44,9 @@ def dcat_ap_shapes() -> Path:
     Missing means the checks cannot run: the tests that need it fail, they are never skipped.
     """
     path = REPO.parent / "shared" / "conformance" / "dcat-ap"
-    assert path.is_dir(), (f"{path} not found: clone the shared conformance files beside the "
-                           "repository (../shared)")
+    assert path.is_dir(), (
+        f"{path} not found: clone the shared conformance files beside the repository (../shared)"
+    )
     return path
 
 
@@ -68,9 +69,14 @@ class Built:
 def _build(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Built:
     releases = tmp_path_factory.mktemp("catalog") / "releases"
     config = settings.load(
-        base=BASE, data_dir=REPO / "data", releases_dir=releases,
-        ontology=REPO / "ontology" / "labgraph.ttl", shapes=REPO / "shapes" / "labgraph.ttl",
-        rate_limit=0, **overrides)
+        base=BASE,
+        data_dir=REPO / "data",
+        releases_dir=releases,
+        ontology=REPO / "ontology" / "labgraph.ttl",
+        shapes=REPO / "shapes" / "labgraph.ttl",
+        rate_limit=0,
+        **overrides,
+    )
     outcome = build(config)
     assert outcome.ok and outcome.release is not None, outcome.problems
     release = outcome.release
@@ -78,9 +84,14 @@ def _build(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Bui
     graph_nt = release.file("labgraph.nt").read_bytes()
     checksums = bool(overrides.get("catalog_checksums", False))
     outputs = catalog.release_files(
-        release_id=release.id, built=dt.datetime.fromisoformat(manifest["built"]),
-        base=manifest["base"], counts=manifest["counts"], files=manifest["files"],
-        graph_nt=graph_nt, checksums=checksums)
+        release_id=release.id,
+        built=dt.datetime.fromisoformat(manifest["built"]),
+        base=manifest["base"],
+        counts=manifest["counts"],
+        files=manifest["files"],
+        graph_nt=graph_nt,
+        checksums=checksums,
+    )
     for name, (data, _) in outputs.items():  # the build wrote these very bytes
         assert release.file(name).read_bytes() == data, name
     return Built(release, outputs, graph_nt, checksums, config)
@@ -143,28 +154,38 @@ class Result:
 
 def _validate(data: rdflib.Graph, shapes: rdflib.Graph) -> tuple[rdflib.Graph, list[Result]]:
     """Top-level results only (not the sh:detail of a failed sh:node)."""
-    _, report, _ = pyshacl.validate(data, shacl_graph=shapes, inference="none",
-                                    allow_warnings=True)
+    _, report, _ = pyshacl.validate(data, shacl_graph=shapes, inference="none", allow_warnings=True)
     assert isinstance(report, rdflib.Graph)
     results = []
     for node in report.objects(None, SH.result):
+
         def get(p: rdflib.URIRef, node: rdflib.term.Node = node) -> str:
             return str(report.value(node, p) or "")
-        results.append(Result(get(SH.resultSeverity).rsplit("#")[-1], get(SH.focusNode),
-                              get(SH.resultPath), get(SH.value), node))
+
+        results.append(
+            Result(
+                get(SH.resultSeverity).rsplit("#")[-1],
+                get(SH.focusNode),
+                get(SH.resultPath),
+                get(SH.value),
+                node,
+            )
+        )
     return report, results
 
 
 def test_catalogue_has_zero_dcat_ap_violations(any_cat: rdflib.Graph) -> None:
-    for names in (("3.0.1/dcat-ap-SHACL.ttl",),
-                  ("3.0.1-html/shapes.ttl", "3.0.1-html/range.ttl",
-                   "3.0.1-html/deprecateduris.ttl")):
+    for names in (
+        ("3.0.1/dcat-ap-SHACL.ttl",),
+        ("3.0.1-html/shapes.ttl", "3.0.1-html/range.ttl", "3.0.1-html/deprecateduris.ttl"),
+    ):
         _, results = _validate(any_cat, _shapes(*names))
         assert results == [], names  # no violation, and not even a warning
 
 
-def test_only_recommendations_the_data_cannot_meet_remain(any_built: Built,
-                                                           any_cat: rdflib.Graph) -> None:
+def test_only_recommendations_the_data_cannot_meet_remain(
+    any_built: Built, any_cat: rdflib.Graph
+) -> None:
     _, results = _validate(any_cat, _shapes("3.0.1-html/shapes_recommended.ttl"))
     assert {r.severity for r in results} <= {"Warning"}
     # What remains, and why it cannot be addressed from the data:
@@ -203,9 +224,12 @@ def test_controlled_vocabularies_are_used_as_dcat_ap_expects(any_cat: rdflib.Gra
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
 def test_every_output_parses_without_a_base_iri(built: Built) -> None:
     assert {name: media_type for name, (_, media_type) in built.outputs.items()} == {
-        "catalog.ttl": "text/turtle", "catalog.jsonld": "application/ld+json",
-        "catalog.rdf": "application/rdf+xml", "void.ttl": "text/turtle",
-        "service-description.ttl": "text/turtle"}
+        "catalog.ttl": "text/turtle",
+        "catalog.jsonld": "application/ld+json",
+        "catalog.rdf": "application/rdf+xml",
+        "void.ttl": "text/turtle",
+        "service-description.ttl": "text/turtle",
+    }
     turtle = built.graph("catalog.ttl")
     for name, (data, media_type) in built.outputs.items():
         fmt = formats.by_media_type(media_type)
@@ -223,9 +247,14 @@ def test_every_output_parses_without_a_base_iri(built: Built) -> None:
 def test_outputs_are_deterministic(any_built: Built) -> None:
     m = any_built.release.manifest
     again = catalog.release_files(
-        release_id=m["id"], built=dt.datetime.fromisoformat(m["built"]), base=m["base"],
-        counts=m["counts"], files=m["files"], graph_nt=any_built.graph_nt,
-        checksums=any_built.checksums)
+        release_id=m["id"],
+        built=dt.datetime.fromisoformat(m["built"]),
+        base=m["base"],
+        counts=m["counts"],
+        files=m["files"],
+        graph_nt=any_built.graph_nt,
+        checksums=any_built.checksums,
+    )
     assert again == any_built.outputs
     for name, (data, _) in any_built.outputs.items():
         if name.endswith(".ttl"):
@@ -235,8 +264,9 @@ def test_outputs_are_deterministic(any_built: Built) -> None:
 
 def test_each_dataset_has_a_title_and_a_unique_identifier(built: Built, cat: rdflib.Graph) -> None:
     datasets = set(cat.subjects(RDF.type, DCAT.Dataset))
-    expected = {_dataset_iri(None)} | {_dataset_iri(t) for t in built.release.manifest["counts"]
-                                       if t in DUMP_NAMES}
+    expected = {_dataset_iri(None)} | {
+        _dataset_iri(t) for t in built.release.manifest["counts"] if t in DUMP_NAMES
+    }
     assert datasets == expected
     identifiers = []
     for dataset in datasets:
@@ -249,12 +279,17 @@ def test_each_dataset_has_a_title_and_a_unique_identifier(built: Built, cat: rdf
     assert set(cat.objects(catalogue, DCAT.dataset)) == datasets
 
 
-def test_every_dump_is_a_distribution_true_to_the_manifest(any_built: Built,
-                                                           any_cat: rdflib.Graph) -> None:
+def test_every_dump_is_a_distribution_true_to_the_manifest(
+    any_built: Built, any_cat: rdflib.Graph
+) -> None:
     built, cat = any_built, any_cat
     files = built.release.manifest["files"]
-    dumps = {n for n in files if n.split(".", 1)[0] in {"labgraph", *DUMP_NAMES.values()}
-             and n.split(".")[1] in {f.extension for f in formats.DUMP_FORMATS}}
+    dumps = {
+        n
+        for n in files
+        if n.split(".", 1)[0] in {"labgraph", *DUMP_NAMES.values()}
+        and n.split(".")[1] in {f.extension for f in formats.DUMP_FORMATS}
+    }
     seen = set()
     for dist in cat.subjects(RDF.type, DCAT.Distribution):
         url = str(cat.value(dist, DCAT.downloadURL))
@@ -282,7 +317,8 @@ def test_every_dump_is_a_distribution_true_to_the_manifest(any_built: Built,
         assert cat.value(dist, DCTERMS.license) == rdflib.URIRef(LOV2)
         if name.endswith(".gz"):
             assert cat.value(dist, DCAT.compressFormat) == rdflib.URIRef(
-                formats.IANA + "application/gzip")
+                formats.IANA + "application/gzip"
+            )
             assert gzip.decompress(data) == built.release.file(name[:-3]).read_bytes()
         else:
             assert cat.value(dist, DCAT.compressFormat) is None
@@ -349,16 +385,23 @@ def test_dates_are_the_build_time_and_never_in_the_future(built: Built) -> None:
 
 def test_referenced_resources_have_an_explicit_class(cat: rdflib.Graph) -> None:
     # Values that are addresses to fetch, not resources described by the catalogue.
-    addresses = {DCAT.downloadURL, DCAT.accessURL, DCAT.endpointURL, DCAT.endpointDescription,
-                 rdflib.URIRef("http://www.w3.org/2006/vcard/ns#hasURL"), rdflib.SKOS.inScheme}
+    addresses = {
+        DCAT.downloadURL,
+        DCAT.accessURL,
+        DCAT.endpointURL,
+        DCAT.endpointDescription,
+        rdflib.URIRef("http://www.w3.org/2006/vcard/ns#hasURL"),
+        rdflib.SKOS.inScheme,
+    }
     for s, p, o in cat:
         if p == RDF.type or p in addresses or isinstance(o, rdflib.Literal):
             continue
         assert cat.value(o, RDF.type) is not None, (s, p, o)
 
 
-def test_temporal_extent_is_computed_from_the_dates_of_each_dataset(built: Built,
-                                                                    cat: rdflib.Graph) -> None:
+def test_temporal_extent_is_computed_from_the_dates_of_each_dataset(
+    built: Built, cat: rdflib.Graph
+) -> None:
     for type_ in (None, *DUMP_NAMES):
         dataset = _dataset_iri(type_)
         if (dataset, RDF.type, DCAT.Dataset) not in cat:
@@ -370,8 +413,7 @@ def test_temporal_extent_is_computed_from_the_dates_of_each_dataset(built: Built
             continue
         assert isinstance(period, rdflib.BNode)  # udata would fetch a period named by IRI
         starts, ends = zip(*(_extent(d) for d in dates), strict=True)
-        assert cat.value(period, DCAT.startDate) == rdflib.Literal(min(starts),
-                                                                   datatype=XSD.date)
+        assert cat.value(period, DCAT.startDate) == rdflib.Literal(min(starts), datatype=XSD.date)
         assert cat.value(period, DCAT.endDate) == rdflib.Literal(max(ends), datatype=XSD.date)
 
 
@@ -408,8 +450,11 @@ def test_void_counts_match_the_graph(built: Built) -> None:
     whole = str(_dataset_iri(None))
     expected = {
         "triples": _count(graph, "?s ?p ?o"),
-        "entities": _count(graph, f"SELECT DISTINCT ?s WHERE {{ ?s ?p ?o "
-                                  f"FILTER(isIRI(?s) && STRSTARTS(STR(?s), '{BASE}/id/')) }}"),
+        "entities": _count(
+            graph,
+            f"SELECT DISTINCT ?s WHERE {{ ?s ?p ?o "
+            f"FILTER(isIRI(?s) && STRSTARTS(STR(?s), '{BASE}/id/')) }}",
+        ),
         "classes": _count(graph, "SELECT DISTINCT ?c WHERE { ?s a ?c }"),
         "properties": _count(graph, "SELECT DISTINCT ?p WHERE { ?s ?p ?o }"),
         "distinctSubjects": _count(graph, "SELECT DISTINCT ?s WHERE { ?s ?p ?o }"),
@@ -423,8 +468,11 @@ def test_void_counts_match_the_graph(built: Built) -> None:
         where = f"?s ?p ?o FILTER(STRSTARTS(STR(?s), '{BASE}/id/{type_}/'))"
         assert _void_value(void, subset, "triples") == _count(graph, where)
         assert _void_value(void, subset, "entities") == built.release.manifest["counts"][type_]
-    links = _count(graph, "?s <http://purl.org/dc/terms/spatial> ?r "
-                          "FILTER(STRSTARTS(STR(?r), 'http://id.insee.fr/geo/region/'))")
+    links = _count(
+        graph,
+        "?s <http://purl.org/dc/terms/spatial> ?r "
+        "FILTER(STRSTARTS(STR(?r), 'http://id.insee.fr/geo/region/'))",
+    )
     assert links > 0
     assert _void_value(void, f"{BASE}/.well-known/void#insee-regions", "triples") == links
 
@@ -435,15 +483,19 @@ def test_void_points_at_the_dumps_the_endpoint_and_the_vocabularies(built: Built
     assert void.value(whole, VOID.sparqlEndpoint) == rdflib.URIRef(f"{BASE}/sparql")
     assert void.value(whole, VOID.uriSpace) == rdflib.Literal(f"{BASE}/id/")
     assert {str(d) for d in void.objects(whole, VOID.dataDump)} == {
-        f"{BASE}/dumps/{n}" for n in built.release.manifest["files"] if n.startswith("labgraph.")
-        and n.split(".")[1] in {f.extension for f in formats.DUMP_FORMATS}}
+        f"{BASE}/dumps/{n}"
+        for n in built.release.manifest["files"]
+        if n.startswith("labgraph.")
+        and n.split(".")[1] in {f.extension for f in formats.DUMP_FORMATS}
+    }
     graph = rdflib.Graph().parse(data=built.graph_nt, format="nt")
     terms = set(graph.predicates()) | set(graph.objects(None, RDF.type))
     vocabularies = {str(v) for v in void.objects(whole, VOID.vocabulary)}
     for term in terms:
         assert any(str(term).startswith(v) for v in vocabularies), term
     assert rdflib.URIRef(f"{BASE}/id/institution/ditp") in set(
-        void.objects(whole, VOID.rootResource))
+        void.objects(whole, VOID.rootResource)
+    )
     linkset = rdflib.URIRef(f"{BASE}/.well-known/void#insee-regions")
     assert void.value(linkset, RDF.type) == VOID.Linkset
     assert void.value(linkset, VOID.linkPredicate) == DCTERMS.spatial
@@ -458,15 +510,22 @@ def test_service_description_describes_the_endpoint(built: Built) -> None:
     assert sd.value(service, SD.endpoint) == rdflib.URIRef(f"{BASE}/sparql")
     assert sd.value(service, SD.supportedLanguage) == SD.SPARQL11Query
     assert list(sd.objects(service, SD.feature)) == []  # no union default graph, no federation
-    w3c = {"application/sparql-results+json": "SPARQL_Results_JSON",
-           "application/sparql-results+xml": "SPARQL_Results_XML",
-           "text/csv": "SPARQL_Results_CSV", "text/tab-separated-values": "SPARQL_Results_TSV",
-           "text/turtle": "Turtle", "application/ld+json": "JSON-LD",
-           "application/rdf+xml": "RDF_XML", "application/n-triples": "N-Triples",
-           "application/n-quads": "N-Quads", "application/trig": "TriG"}
+    w3c = {
+        "application/sparql-results+json": "SPARQL_Results_JSON",
+        "application/sparql-results+xml": "SPARQL_Results_XML",
+        "text/csv": "SPARQL_Results_CSV",
+        "text/tab-separated-values": "SPARQL_Results_TSV",
+        "text/turtle": "Turtle",
+        "application/ld+json": "JSON-LD",
+        "application/rdf+xml": "RDF_XML",
+        "application/n-triples": "N-Triples",
+        "application/n-quads": "N-Quads",
+        "application/trig": "TriG",
+    }
     assert {str(f) for f in sd.objects(service, SD.resultFormat)} == {
         "http://www.w3.org/ns/formats/" + w3c[f.media_type]
-        for f in (*formats.RESULTS_FORMATS, *formats.GRAPH_FORMATS)}
+        for f in (*formats.RESULTS_FORMATS, *formats.GRAPH_FORMATS)
+    }
     default_graph = sd.value(sd.value(service, SD.defaultDataset), SD.defaultGraph)
     assert int(sd.value(default_graph, VOID.triples)) == len(built.graph_nt.splitlines())
     assert _dataset_iri(None) in set(sd.objects(default_graph, rdflib.RDFS.seeAlso))
@@ -475,19 +534,37 @@ def test_service_description_describes_the_endpoint(built: Built) -> None:
 def test_inconsistent_inputs_are_refused(built: Built) -> None:
     m = built.release.manifest
     with pytest.raises(ValueError, match="triples"):
-        catalog.release_files(release_id=m["id"], built=dt.datetime.fromisoformat(m["built"]),
-                              base=BASE, counts={**m["counts"], "triples": 1},
-                              files=m["files"], graph_nt=built.graph_nt)
+        catalog.release_files(
+            release_id=m["id"],
+            built=dt.datetime.fromisoformat(m["built"]),
+            base=BASE,
+            counts={**m["counts"], "triples": 1},
+            files=m["files"],
+            graph_nt=built.graph_nt,
+        )
     with pytest.raises(ValueError, match="timezone"):
-        catalog.release_files(release_id=m["id"], built=dt.datetime(2024, 1, 1), base=BASE,
-                              counts=m["counts"], files=m["files"], graph_nt=built.graph_nt)
+        catalog.release_files(
+            release_id=m["id"],
+            built=dt.datetime(2024, 1, 1),
+            base=BASE,
+            counts=m["counts"],
+            files=m["files"],
+            graph_nt=built.graph_nt,
+        )
 
 
 def test_temporal_extent_covers_whole_years_and_months() -> None:
     nt = "\n".join(
         f'<{BASE}/id/event/e{i}> <https://schema.org/startDate> "{v}"^^<{XSD}{t}> .'
-        for i, (v, t) in enumerate((("2014", "gYear"), ("2024-02", "gYearMonth"),
-                                    ("2020-06-15", "date"), ("2023-02-30", "date"))))
+        for i, (v, t) in enumerate(
+            (
+                ("2014", "gYear"),
+                ("2024-02", "gYearMonth"),
+                ("2020-06-15", "date"),
+                ("2023-02-30", "date"),
+            )
+        )
+    )
     stats = catalog.graph_stats(nt.encode(), BASE)
     part = stats.by_type["event"]
     # an impossible date (30 February) says nothing about the extent
@@ -506,9 +583,13 @@ def _dataset_iri(type_: str | None) -> rdflib.URIRef:
 def _dates(graph_nt: bytes, type_: str | None) -> list[str]:
     """Lexical forms of the date literals about the subjects of ``type_`` (all when None)."""
     prefix = f"{BASE}/id/{type_}/" if type_ else ""
-    return [str(o) for s, _, o in _parsed(graph_nt)
-            if isinstance(o, rdflib.Literal) and str(o.datatype) in DATE_TYPES
-            and (not type_ or (isinstance(s, rdflib.URIRef) and str(s).startswith(prefix)))]
+    return [
+        str(o)
+        for s, _, o in _parsed(graph_nt)
+        if isinstance(o, rdflib.Literal)
+        and str(o.datatype) in DATE_TYPES
+        and (not type_ or (isinstance(s, rdflib.URIRef) and str(s).startswith(prefix)))
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -521,5 +602,7 @@ def _extent(lexical: str) -> tuple[str, str]:
     year, month, day = (*parts, None, None)[:3]
     last_month = month or 12
     end_day = day or calendar.monthrange(year, last_month)[1]
-    return (f"{year:04d}-{month or 1:02d}-{day or 1:02d}",
-            f"{year:04d}-{last_month:02d}-{end_day:02d}")
+    return (
+        f"{year:04d}-{month or 1:02d}-{day or 1:02d}",
+        f"{year:04d}-{last_month:02d}-{end_day:02d}",
+    )

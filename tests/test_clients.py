@@ -42,8 +42,11 @@ SELECT = f"SELECT ?p ?o WHERE {{ <{LAB}> ?p ?o }} ORDER BY ?p ?o"
 ASK = f"ASK {{ <{LAB}> ?p ?o }}"
 CONSTRUCT = f"CONSTRUCT {{ <{LAB}> ?p ?o }} WHERE {{ <{LAB}> ?p ?o }}"
 DESCRIBE = f"DESCRIBE <{LAB}>"
-METHODS = {"get": (GET, URLENCODED), "post-form": (POST, URLENCODED),
-           "post-direct": (POST, POSTDIRECTLY)}
+METHODS = {
+    "get": (GET, URLENCODED),
+    "post-form": (POST, URLENCODED),
+    "post-direct": (POST, POSTDIRECTLY),
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,12 @@ def endpoint(server: str) -> str:
 @pytest.fixture(scope="module")
 def reference(endpoint: str) -> dict[str, Any]:
     """What the answers must hold: the lab's triples, fetched as N-Triples with httpx."""
-    response = httpx.get(endpoint, params={"query": CONSTRUCT},
-                         headers={"Accept": "application/n-triples"}, timeout=30)
+    response = httpx.get(
+        endpoint,
+        params={"query": CONSTRUCT},
+        headers={"Accept": "application/n-triples"},
+        timeout=30,
+    )
     graph = rdflib.Graph().parse(data=response.text, format="nt")
     assert len(graph) > 5
     return {"graph": graph, "objects": sorted(str(o) for o in graph.objects())}
@@ -79,24 +86,28 @@ def strict() -> Iterator[None]:
     client's code, not about what the server sent."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warnings.filterwarnings("ignore", message="ConjunctiveGraph is deprecated",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="ConjunctiveGraph is deprecated", category=DeprecationWarning
+        )
         yield
 
 
 @pytest.mark.usefixtures("strict")
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("fmt", [JSON, XML, CSV, TSV])
-def test_sparqlwrapper_select(endpoint: str, reference: dict[str, Any], fmt: str,
-                              method: str) -> None:
+def test_sparqlwrapper_select(
+    endpoint: str, reference: dict[str, Any], fmt: str, method: str
+) -> None:
     result = wrapper(endpoint, SELECT, fmt, method).query()
     assert result._get_responseFormat() == fmt
     converted = result.convert()
     if fmt == JSON:
         objects = [b["o"]["value"] for b in converted["results"]["bindings"]]
     elif fmt == XML:
-        objects = [b.getElementsByTagName("binding")[1].firstChild.firstChild.data
-                   for b in converted.getElementsByTagName("result")]
+        objects = [
+            b.getElementsByTagName("binding")[1].firstChild.firstChild.data
+            for b in converted.getElementsByTagName("result")
+        ]
     elif fmt == CSV:
         objects = [row["o"] for row in csv.DictReader(io.StringIO(converted.decode()))]
     else:
@@ -124,8 +135,9 @@ def test_sparqlwrapper_ask(endpoint: str, fmt: str, method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("fmt", [TURTLE, N3, RDFXML, XML, JSONLD])
 @pytest.mark.parametrize("query", [CONSTRUCT, DESCRIBE], ids=["construct", "describe"])
-def test_sparqlwrapper_graphs(endpoint: str, reference: dict[str, Any], query: str, fmt: str,
-                              method: str) -> None:
+def test_sparqlwrapper_graphs(
+    endpoint: str, reference: dict[str, Any], query: str, fmt: str, method: str
+) -> None:
     result = wrapper(endpoint, query, fmt, method).query()
     expected = {TURTLE: TURTLE, N3: TURTLE, RDFXML: RDFXML, XML: RDFXML, JSONLD: JSONLD}[fmt]
     assert result._get_responseFormat() == expected  # DESCRIBE labelled as what it is
@@ -148,8 +160,9 @@ def test_sparqlwrapper_sees_the_parser_message_of_a_bad_query(endpoint: str) -> 
 @pytest.mark.usefixtures("strict")
 @pytest.mark.parametrize("method", ["post-form", "post-direct"])
 def test_sparqlwrapper_update_is_refused(endpoint: str, method: str) -> None:
-    client = wrapper(endpoint, "INSERT DATA { <http://example.org/s> <http://example.org/p> 1 }",
-                     JSON, method)
+    client = wrapper(
+        endpoint, "INSERT DATA { <http://example.org/s> <http://example.org/p> 1 }", JSON, method
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         client.query()
     assert caught.value.code == 403
@@ -159,8 +172,9 @@ def test_sparqlwrapper_update_is_refused(endpoint: str, method: str) -> None:
 @pytest.mark.usefixtures("strict")
 @pytest.mark.parametrize("method", ["GET", "POST", "POST_FORM"])
 @pytest.mark.parametrize("fmt", ["xml", "json", "csv", "tsv"])
-def test_rdflib_sparqlstore_select(endpoint: str, reference: dict[str, Any], fmt: str,
-                                   method: str) -> None:
+def test_rdflib_sparqlstore_select(
+    endpoint: str, reference: dict[str, Any], fmt: str, method: str
+) -> None:
     graph = rdflib.Graph(SPARQLStore(endpoint, returnFormat=fmt, method=method))
     rows = list(graph.query(SELECT))
     assert sorted(str(row[1]) for row in rows) == reference["objects"]
@@ -178,16 +192,16 @@ def test_rdflib_sparqlstore_ask(endpoint: str, fmt: str, method: str) -> None:
 @pytest.mark.usefixtures("strict")
 @pytest.mark.parametrize("method", ["GET", "POST", "POST_FORM"])
 @pytest.mark.parametrize("query", [CONSTRUCT, DESCRIBE], ids=["construct", "describe"])
-def test_rdflib_sparqlstore_graphs(endpoint: str, reference: dict[str, Any], query: str,
-                                   method: str) -> None:
+def test_rdflib_sparqlstore_graphs(
+    endpoint: str, reference: dict[str, Any], query: str, method: str
+) -> None:
     graph = rdflib.Graph(SPARQLStore(endpoint, method=method))
     answer = graph.query(query).graph
     assert answer is not None and isomorphic(answer, reference["graph"])
 
 
 @pytest.mark.usefixtures("strict")
-def test_rdflib_sparqlstore_as_a_read_only_graph(endpoint: str, reference: dict[str, Any]
-                                                 ) -> None:
+def test_rdflib_sparqlstore_as_a_read_only_graph(endpoint: str, reference: dict[str, Any]) -> None:
     store = SPARQLStore(endpoint)
     graph = rdflib.Graph(store)
     lab = rdflib.URIRef(LAB)

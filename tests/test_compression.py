@@ -27,8 +27,9 @@ def test_gzip_when_accepted(app_client: TestClient) -> None:
 
 
 def test_vary_keeps_what_the_route_said(app_client: TestClient) -> None:
-    negotiated = app_client.get("/doc/lab/ti-lab", headers={"Accept": "text/turtle",
-                                                            "Accept-Encoding": "identity"})
+    negotiated = app_client.get(
+        "/doc/lab/ti-lab", headers={"Accept": "text/turtle", "Accept-Encoding": "identity"}
+    )
     assert {"accept", "accept-encoding"} <= _vary(negotiated)
     assert negotiated.headers["vary"].lower().count("accept-encoding") == 1
 

@@ -72,9 +72,13 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(data: Path, releases: Path) -> dict[str, str]:
-    return {"data_dir": str(data), "releases_dir": str(releases), "base": BASE,
-            "ontology": str(REPO / "ontology" / "labgraph.ttl"),
-            "shapes": str(REPO / "shapes" / "labgraph.ttl")}
+    return {
+        "data_dir": str(data),
+        "releases_dir": str(releases),
+        "base": BASE,
+        "ontology": str(REPO / "ontology" / "labgraph.ttl"),
+        "shapes": str(REPO / "shapes" / "labgraph.ttl"),
+    }
 
 
 def _assert_current_is_complete(releases: Path) -> str:
@@ -88,9 +92,13 @@ def _assert_current_is_complete(releases: Path) -> str:
 
 def test_kill_9_of_a_build_never_breaks_current(synthetic_data: Path, tmp_path: Path) -> None:
     releases = tmp_path / "releases"
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER,
-                               json.dumps(_settings(synthetic_data, releases))],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, json.dumps(_settings(synthetic_data, releases))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     assert runner.stdin is not None and runner.stdout is not None
     rng = random.Random(20261125)
 
@@ -123,9 +131,23 @@ def test_kill_9_of_a_build_never_breaks_current(synthetic_data: Path, tmp_path: 
                 open_release(release.path)  # a visible release is always complete
         assert killed >= KILLS // 2, f"only {killed} builds were killed: the build got faster"
         # And the command itself, killed once it is past Python's start-up.
-        cli = subprocess.Popen([sys.executable, "-m", "labgraph.cli", "build", "--data",
-                                str(synthetic_data), "--releases", str(releases), "--base", BASE],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cli = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labgraph.cli",
+                "build",
+                "--data",
+                str(synthetic_data),
+                "--releases",
+                str(releases),
+                "--base",
+                BASE,
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(1.0, 1.0 + total))
         cli.kill()
         cli.wait()
@@ -147,8 +169,12 @@ HOST = {"Host": "labgraph.example"}
 
 def _lab_document(url: str) -> str:
     query = "SELECT ?l WHERE { ?l a <https://w3id.org/labgraph/def/Lab> } ORDER BY ?l LIMIT 1"
-    response = httpx.get(url + "/sparql", params={"query": query},
-                         headers={"Accept": "application/sparql-results+json"}, timeout=30)
+    response = httpx.get(
+        url + "/sparql",
+        params={"query": query},
+        headers={"Accept": "application/sparql-results+json"},
+        timeout=30,
+    )
     iri = response.json()["results"]["bindings"][0]["l"]["value"]
     return "/doc/lab/" + iri.rsplit("/", 1)[-1] + ".ttl"
 
@@ -177,8 +203,9 @@ def test_kill_9_of_the_server_then_restart_serves_the_same_release(releases_dir:
         assert again.headers["etag"] == first.headers["etag"]
         assert again.headers["x-labgraph-release"] == first.headers["x-labgraph-release"]
         assert again.content == first.content
-        assert httpx.get(url + "/catalog.ttl", headers=HOST).headers["etag"] == \
-            catalog.headers["etag"]
+        assert (
+            httpx.get(url + "/catalog.ttl", headers=HOST).headers["etag"] == catalog.headers["etag"]
+        )
     finally:
         proc.kill()
         proc.wait()

@@ -119,9 +119,14 @@ def one_second(releases_dir: Path) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def one_worker(releases_dir: Path) -> Iterator[Server]:
     """The real data, one query worker, a 0.2 s queue wait; the deadline set by environment."""
-    yield from _serve(["--releases", str(releases_dir)], env={
-        "LABGRAPH_QUERY_TIMEOUT": "2", "LABGRAPH_MAX_CONCURRENT_QUERIES": "1",
-        "LABGRAPH_QUEUE_WAIT": "0.2"})
+    yield from _serve(
+        ["--releases", str(releases_dir)],
+        env={
+            "LABGRAPH_QUERY_TIMEOUT": "2",
+            "LABGRAPH_MAX_CONCURRENT_QUERIES": "1",
+            "LABGRAPH_QUEUE_WAIT": "0.2",
+        },
+    )
 
 
 def test_a_runaway_query_is_stopped_at_its_deadline_and_its_cpu_freed(one_second: Server) -> None:
@@ -202,8 +207,10 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An on-disk store of 300 triples: SLOW counts 27 million rows, for a second or more."""
     folder = tmp_path_factory.mktemp("pool")
     source = folder / "data.nt"
-    source.write_text("".join(f"<http://example.org/s{i}> <http://example.org/p> \"{i}\" .\n"
-                              for i in range(300)), encoding="utf-8")
+    source.write_text(
+        "".join(f'<http://example.org/s{i}> <http://example.org/p> "{i}" .\n' for i in range(300)),
+        encoding="utf-8",
+    )
     return prepare(source, folder / "stores")
 
 

@@ -49,8 +49,10 @@ class Block:
 
 def blocks(path: Path) -> list[Block]:
     text = path.read_text(encoding="utf-8")
-    return [Block(path, text.count("\n", 0, m.start()) + 1, m.group(1).lower(), m.group(2))
-            for m in FENCE.finditer(text)]
+    return [
+        Block(path, text.count("\n", 0, m.start()) + 1, m.group(1).lower(), m.group(2))
+        for m in FENCE.finditer(text)
+    ]
 
 
 def curl_blocks() -> list[Block]:
@@ -70,8 +72,11 @@ PYTHON = typed_blocks("python")
 
 
 def expectations(code: str) -> list[str]:
-    return [line.split("# =>", 1)[1].strip() for line in code.splitlines()
-            if line.strip().startswith("# =>")]
+    return [
+        line.split("# =>", 1)[1].strip()
+        for line in code.splitlines()
+        if line.strip().startswith("# =>")
+    ]
 
 
 #: Defined before a block without stated results: every curl of it fails on an HTTP error.
@@ -83,8 +88,14 @@ def run_shell(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     if not expectations(code):
         code = FAIL_ON_HTTP_ERROR + code
     for _ in range(10):
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, text=True,
-                              capture_output=True, timeout=120, check=False)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            cwd=cwd,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode == 0 or not RATE_LIMITED.search(done.stderr + done.stdout):
             return done
         time.sleep(1.5)
@@ -103,7 +114,8 @@ def test_curl_example_runs(server: str, block: Block, tmp_path: Path) -> None:
         for command in re.split(r"\bcurl\b", block.code)[1:]:
             options = command.split("http", 1)[0]
             assert re.search(r"(^|\s)(-[a-zA-Z]*f[a-zA-Z]*|--fail)\b", options) or expectations(
-                block.code), f"{block.id}: a curl without -f must state its result ('# =>')"
+                block.code
+            ), f"{block.id}: a curl without -f must state its result ('# =>')"
     (tmp_path / "queries").symlink_to(REPO / "queries")
     code = block.code.replace(DOC_URL, server)
     done = run_shell(code, tmp_path)
@@ -120,9 +132,14 @@ def test_curl_example_runs(server: str, block: Block, tmp_path: Path) -> None:
 @pytest.mark.parametrize("block", SPARQL, ids=[b.id for b in SPARQL])
 def test_sparql_example_answers(client: httpx.Client, block: Block) -> None:
     for _ in range(10):
-        response = client.post("/sparql", content=block.code.encode(),
-                               headers={"Content-Type": "application/sparql-query",
-                                        "Accept": "application/sparql-results+json"})
+        response = client.post(
+            "/sparql",
+            content=block.code.encode(),
+            headers={
+                "Content-Type": "application/sparql-query",
+                "Accept": "application/sparql-results+json",
+            },
+        )
         if response.status_code != 429:
             break
         time.sleep(float(response.headers.get("retry-after", "1")))
@@ -137,8 +154,14 @@ def test_sparql_example_answers(client: httpx.Client, block: Block) -> None:
 @pytest.mark.parametrize("block", PYTHON, ids=[b.id for b in PYTHON])
 def test_python_example_runs(server: str, block: Block, tmp_path: Path) -> None:
     code = block.code.replace(DOC_URL, server)
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, text=True,
-                          capture_output=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, f"{block.id} failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip(), f"{block.id} printed nothing"
 
@@ -153,15 +176,17 @@ def test_researchers_doc_lists_every_example_query() -> None:
 def test_researchers_doc_states_the_default_limits() -> None:
     text = " ".join(DOCS[0].read_text(encoding="utf-8").split())
     defaults = Settings()
-    for stated in (f"| query time | {defaults.query_timeout:g} s |",
-                   f"| result size | {defaults.max_result_bytes // 1_000_000} MB serialised |",
-                   f"{defaults.max_concurrent_queries} per server",
-                   f"up to {defaults.queue_wait:g} s",
-                   f"{defaults.rate_limit:g} requests per second per client address, bursts of "
-                   f"{defaults.rate_burst}",
-                   f"| query size | {defaults.max_query_bytes // 1024} KiB |",
-                   f"| URL length | {defaults.max_url_bytes // 1024} KiB |",
-                   f"at most {pages.MAX_TABLE_ROWS:,} rows"):
+    for stated in (
+        f"| query time | {defaults.query_timeout:g} s |",
+        f"| result size | {defaults.max_result_bytes // 1_000_000} MB serialised |",
+        f"{defaults.max_concurrent_queries} per server",
+        f"up to {defaults.queue_wait:g} s",
+        f"{defaults.rate_limit:g} requests per second per client address, bursts of "
+        f"{defaults.rate_burst}",
+        f"| query size | {defaults.max_query_bytes // 1024} KiB |",
+        f"| URL length | {defaults.max_url_bytes // 1024} KiB |",
+        f"at most {pages.MAX_TABLE_ROWS:,} rows",
+    ):
         assert stated in text, stated
 
 
@@ -169,6 +194,14 @@ def test_developers_doc_covers_every_document_format() -> None:
     text = DOCS[1].read_text(encoding="utf-8")
     for fmt in formats.DOCUMENT_FORMATS:
         assert f"`{fmt.media_type}`" in text and f"`.{fmt.extension}`" in text, fmt.name
-    for topic in ("303 See Other", "?format=", "/context.jsonld", "If-None-Match", "304",
-                  "Access-Control-Allow-Origin", "/dumps/", "sha256sum"):
+    for topic in (
+        "303 See Other",
+        "?format=",
+        "/context.jsonld",
+        "If-None-Match",
+        "304",
+        "Access-Control-Allow-Origin",
+        "/dumps/",
+        "sha256sum",
+    ):
         assert topic in text, topic

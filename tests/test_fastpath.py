@@ -26,8 +26,12 @@ REQUESTS: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("GET", "/sparql/?query=" + quote(QUERY), {}, None),
     ("GET", "/sparql?query=" + quote("SELECT * {"), {}, None),
     ("POST", "/sparql", {"Content-Type": "application/sparql-query"}, QUERY.encode()),
-    ("POST", "/sparql", {"Content-Type": "application/x-www-form-urlencoded"},
-     b"update=" + quote("DROP ALL").encode()),
+    (
+        "POST",
+        "/sparql",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"update=" + quote("DROP ALL").encode(),
+    ),
     ("PUT", "/sparql", {}, b""),
     ("GET", "/sparql", {"Accept": "text/turtle"}, None),
 ]
@@ -41,8 +45,10 @@ def _without_fastpaths(settings: Settings):
 
 @pytest.fixture(scope="module")
 def clients(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
-    with TestClient(create_app(settings)) as fast, \
-            TestClient(_without_fastpaths(settings)) as plain:
+    with (
+        TestClient(create_app(settings)) as fast,
+        TestClient(_without_fastpaths(settings)) as plain,
+    ):
         yield fast, plain
 
 
@@ -55,21 +61,27 @@ def test_every_hot_route_is_dispatched_directly(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body"), REQUESTS)
-def test_fast_and_plain_routing_answer_alike(clients: tuple[TestClient, TestClient],
-                                             method: str, path: str, headers: dict[str, str],
-                                             body: bytes | None) -> None:
-    answers = [c.request(method, path, headers=headers, content=body, follow_redirects=False)
-               for c in clients]
+def test_fast_and_plain_routing_answer_alike(
+    clients: tuple[TestClient, TestClient],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+) -> None:
+    answers = [
+        c.request(method, path, headers=headers, content=body, follow_redirects=False)
+        for c in clients
+    ]
     fast, plain = answers
     assert fast.status_code == plain.status_code
     assert fast.content == plain.content
     drop = {"x-request-id", "date"}
-    assert ({k: v for k, v in fast.headers.items() if k not in drop}
-            == {k: v for k, v in plain.headers.items() if k not in drop})
+    assert {k: v for k, v in fast.headers.items() if k not in drop} == {
+        k: v for k, v in plain.headers.items() if k not in drop
+    }
 
 
-def test_fast_path_routes_are_labelled_in_metrics(clients: tuple[TestClient, TestClient]
-                                                   ) -> None:
+def test_fast_path_routes_are_labelled_in_metrics(clients: tuple[TestClient, TestClient]) -> None:
     fast, _ = clients
     fast.get("/doc/lab/ti-lab.ttl")
     metrics = fast.get("/metrics").text

@@ -26,17 +26,24 @@ from conftest import REPO, start_server, stop_server
 
 #: Examples per API operation: ~30 operations, so a few hundred requests in all.
 API_EXAMPLES = 12
-SCHEMES = {name: frozenset(values)
-           for name, values in load_schemes(REPO / "ontology" / "labgraph.ttl").items()}
+SCHEMES = {
+    name: frozenset(values)
+    for name, values in load_schemes(REPO / "ontology" / "labgraph.ttl").items()
+}
 
 
 @pytest.fixture(scope="module")
 def fuzz_url(serve_args: list[str]) -> Iterator[str]:
     """A real server over the real data, on each store; no rate limit, so every fuzzed query is
     answered."""
-    proc, url = start_server(serve_args, env={"LABGRAPH_RATE_LIMIT": "0",
-                                              "LABGRAPH_QUERY_TIMEOUT": "5",
-                                              "LABGRAPH_ACCESS_LOG": "off"})
+    proc, url = start_server(
+        serve_args,
+        env={
+            "LABGRAPH_RATE_LIMIT": "0",
+            "LABGRAPH_QUERY_TIMEOUT": "5",
+            "LABGRAPH_ACCESS_LOG": "off",
+        },
+    )
     try:
         yield url
     finally:
@@ -59,12 +66,18 @@ def test_every_operation_conforms_and_never_fails(fuzz_url: str) -> None:
         operation = result.ok()
         operations += 1
 
-        @settings(max_examples=API_EXAMPLES, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=API_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(base_url=fuzz_url, timeout=30,
-                                   excluded_checks=[positive_data_acceptance])
+            case.call_and_validate(
+                base_url=fuzz_url, timeout=30, excluded_checks=[positive_data_acceptance]
+            )
 
         try:
             check()
@@ -76,25 +89,49 @@ def test_every_operation_conforms_and_never_fails(fuzz_url: str) -> None:
 
 # -- records reader -------------------------------------------------------------------------------
 
-_CSV_BITS = st.sampled_from([
-    b",", b";", b'"', b"\n", b"\r\n", b"\r", b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"\xc3",
-    b"lab-", b"id", b"name", b"2024", b"84", b"https://example.org/", b"\xe9", b" ", b"=",
-])
+_CSV_BITS = st.sampled_from(
+    [
+        b",",
+        b";",
+        b'"',
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\x00",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        b"\xc3",
+        b"lab-",
+        b"id",
+        b"name",
+        b"2024",
+        b"84",
+        b"https://example.org/",
+        b"\xe9",
+        b" ",
+        b"=",
+    ]
+)
 _LAB_HEADER = ",".join(c.name for c in SCHEMA["lab"].columns).encode() + b"\n"
 _CSV_LIKE = st.one_of(
     st.binary(max_size=400),
     st.lists(_CSV_BITS, max_size=60).map(b"".join),
     st.lists(st.one_of(_CSV_BITS, st.binary(max_size=8)), max_size=40).map(
-        lambda parts: _LAB_HEADER + b"".join(parts)),
+        lambda parts: _LAB_HEADER + b"".join(parts)
+    ),
 )
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=_CSV_LIKE)
-def test_any_bytes_as_labs_csv_give_records_or_located_problems(tmp_path_factory: pytest.
-                                                                 TempPathFactory,
-                                                                 data: bytes) -> None:
+def test_any_bytes_as_labs_csv_give_records_or_located_problems(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     folder = tmp_path_factory.mktemp("records")
     (folder / "labs.csv").write_bytes(data)
     result = read(folder, SCHEMES, display_root=folder)
@@ -112,22 +149,51 @@ def test_any_bytes_as_labs_csv_give_records_or_located_problems(tmp_path_factory
 
 # -- content negotiation ---------------------------------------------------------------------
 
-_MEDIA_BITS = st.sampled_from([
-    "text/turtle", "application/ld+json", "text/html", "*/*", "text/*", "application/*",
-    "application/rdf+xml", ";q=0", ";q=1", ";q=0.5", ";q=abc", ";q=", ",", ";", "/", " ",
-    "*", "q", "=", "\x00", "é", "charset=utf-8", ";level=1", "application/n-triples",
-])
+_MEDIA_BITS = st.sampled_from(
+    [
+        "text/turtle",
+        "application/ld+json",
+        "text/html",
+        "*/*",
+        "text/*",
+        "application/*",
+        "application/rdf+xml",
+        ";q=0",
+        ";q=1",
+        ";q=0.5",
+        ";q=abc",
+        ";q=",
+        ",",
+        ";",
+        "/",
+        " ",
+        "*",
+        "q",
+        "=",
+        "\x00",
+        "é",
+        "charset=utf-8",
+        ";level=1",
+        "application/n-triples",
+    ]
+)
 _ACCEPT = st.one_of(st.text(max_size=80), st.lists(_MEDIA_BITS, max_size=12).map("".join))
-_OFFERS = st.sampled_from([formats.DOCUMENT_FORMATS, formats.RESULTS_FORMATS,
-                           formats.GRAPH_FORMATS, (formats.TURTLE,)])
+_OFFERS = st.sampled_from(
+    [formats.DOCUMENT_FORMATS, formats.RESULTS_FORMATS, formats.GRAPH_FORMATS, (formats.TURTLE,)]
+)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(accept=st.one_of(st.none(), _ACCEPT), offers=_OFFERS,
-       format_param=st.one_of(st.none(), st.sampled_from(["ttl", "json", "html", "x", ""]),
-                              st.text(max_size=10)))
+@given(
+    accept=st.one_of(st.none(), _ACCEPT),
+    offers=_OFFERS,
+    format_param=st.one_of(
+        st.none(), st.sampled_from(["ttl", "json", "html", "x", ""]), st.text(max_size=10)
+    ),
+)
 def test_any_accept_header_gives_an_offer_or_a_400_or_406(
-        accept: str | None, offers: tuple[formats.Format, ...], format_param: str | None) -> None:
+    accept: str | None, offers: tuple[formats.Format, ...], format_param: str | None
+) -> None:
     try:
         chosen = negotiate(accept, offers, format_param=format_param)
     except NegotiationError as err:

@@ -54,8 +54,9 @@ def _address(base: str) -> tuple[str, int]:
 
 def raw(base: str, data: bytes, *, timeout: float = 15, source: str | None = None) -> bytes:
     """Send ``data`` as is and read until the server closes (or stops talking)."""
-    with socket.create_connection(_address(base), timeout=timeout,
-                                  source_address=(source, 0) if source else None) as sock:
+    with socket.create_connection(
+        _address(base), timeout=timeout, source_address=(source, 0) if source else None
+    ) as sock:
         with contextlib.suppress(OSError):
             sock.sendall(data)
         chunks = []
@@ -76,11 +77,18 @@ def status(response: bytes) -> int:
 
 
 def get_raw(base: str, target: bytes, headers: bytes = b"") -> bytes:
-    return raw(base, b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-               + headers + b"\r\n")
+    return raw(
+        base,
+        b"GET "
+        + target
+        + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        + headers
+        + b"\r\n",
+    )
 
 
 # -- 1. no outbound connection, whatever the query ------------------------------------------------
+
 
 @pytest.fixture
 def listener() -> Iterator[tuple[socket.socket, str]]:
@@ -99,8 +107,9 @@ def _connected(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-def test_no_query_or_request_opens_a_connection(url: str,
-                                                listener: tuple[socket.socket, str]) -> None:
+def test_no_query_or_request_opens_a_connection(
+    url: str, listener: tuple[socket.socket, str]
+) -> None:
     sock, target = listener
     queries = [
         f"SELECT * WHERE {{ SERVICE <{target}/sparql> {{ ?s ?p ?o }} }}",
@@ -123,17 +132,36 @@ def test_no_query_or_request_opens_a_connection(url: str,
         for query in queries:
             answers.append(client.get("/sparql", params={"query": query}))
             answers.append(client.post("/sparql", data={"query": query}))
-            answers.append(client.post("/sparql", content=query.encode(),
-                                       headers={"Content-Type": "application/sparql-query"}))
-        answers.append(client.post("/sparql", content=f"LOAD <{target}/x>".encode(),
-                                   headers={"Content-Type": "application/sparql-update"}))
+            answers.append(
+                client.post(
+                    "/sparql",
+                    content=query.encode(),
+                    headers={"Content-Type": "application/sparql-query"},
+                )
+            )
+        answers.append(
+            client.post(
+                "/sparql",
+                content=f"LOAD <{target}/x>".encode(),
+                headers={"Content-Type": "application/sparql-update"},
+            )
+        )
         answers.append(client.post("/sparql", data={"update": f"LOAD <{target}/x>"}))
         answers.append(client.get("/sparql", params={"update": f"LOAD <{target}/x>"}))
-        answers.append(client.get("/sparql", params={
-            "query": "SELECT * WHERE { ?s ?p ?o } LIMIT 1",
-            "default-graph-uri": f"{target}/g", "named-graph-uri": f"{target}/n"}))
-        for path in (f"/id/lab/ti-lab?format={quote(target)}",
-                     f"/doc/lab/ti-lab?format={quote(target)}"):
+        answers.append(
+            client.get(
+                "/sparql",
+                params={
+                    "query": "SELECT * WHERE { ?s ?p ?o } LIMIT 1",
+                    "default-graph-uri": f"{target}/g",
+                    "named-graph-uri": f"{target}/n",
+                },
+            )
+        )
+        for path in (
+            f"/id/lab/ti-lab?format={quote(target)}",
+            f"/doc/lab/ti-lab?format={quote(target)}",
+        ):
             answers.append(client.get(path))
     for answer in answers:
         assert answer.status_code < 500, (answer.request.url, answer.text)
@@ -143,6 +171,7 @@ def test_no_query_or_request_opens_a_connection(url: str,
 
 
 # -- 2. sizes -----------------------------------------------------------------------------------
+
 
 def test_oversized_url_is_414(url: str) -> None:
     long_query = "SELECT * WHERE { ?s ?p ?o } #" + "x" * 9000
@@ -180,9 +209,11 @@ def test_heads_are_measured_exactly_however_they_are_cut(url: str) -> None:
     for cut in (5, len(head) - 3, len(head) - 1):
         assert status(_exchange(url, [head[:cut], head[cut:]])) == 200
     query = b"query=" + quote("SELECT * WHERE { ?s ?p ?o } LIMIT 1 #" + "x" * 60_000).encode()
-    post = (b"POST /sparql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(query)) + query
+    post = (
+        b"POST /sparql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(query)
+    ) + query
     assert status(_exchange(url, [post])) == 200  # 60 KB in one send: a body, not a head
     keep = head.replace(b"Connection: close", b"Connection: keep-alive")
     answers = _exchange(url, [keep + keep + head])
@@ -193,14 +224,17 @@ def test_an_upgrade_offer_is_ignored_and_the_body_kept(url: str) -> None:
     """Java's HttpClient (Jena's rsparql) offers HTTP/2 on every POST; the server stays on
     HTTP/1.1 and must still read the query in the body (httptools alone drops it)."""
     query = b"ASK { ?s ?p ?o }"
-    for framing in (b"Content-Length: %d\r\n\r\n%s" % (len(query), query),
-                    b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
-                    % (len(query), query)):
-        head = (b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"
-                b"Connection: Upgrade, HTTP2-Settings, close\r\n"
-                b"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\nUpgrade: h2c\r\n"
-                b"Content-Type: application/sparql-query\r\n"
-                b"Accept: application/sparql-results+json\r\n")
+    for framing in (
+        b"Content-Length: %d\r\n\r\n%s" % (len(query), query),
+        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(query), query),
+    ):
+        head = (
+            b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"
+            b"Connection: Upgrade, HTTP2-Settings, close\r\n"
+            b"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\nUpgrade: h2c\r\n"
+            b"Content-Type: application/sparql-query\r\n"
+            b"Accept: application/sparql-results+json\r\n"
+        )
         answer = _exchange(url, [head + framing])
         assert status(answer) == 200, answer[:300]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["boolean"] is True
@@ -208,33 +242,45 @@ def test_an_upgrade_offer_is_ignored_and_the_body_kept(url: str) -> None:
 
 def test_a_body_that_stops_coming_gets_408(url: str) -> None:
     started = time.monotonic()
-    answer = _exchange(url, [b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"
-                             b"Content-Type: application/sparql-query\r\n"
-                             b"Content-Length: 100\r\n\r\nASK"])
+    answer = _exchange(
+        url,
+        [
+            b"POST /sparql HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/sparql-query\r\n"
+            b"Content-Length: 100\r\n\r\nASK"
+        ],
+    )
     assert status(answer) == 408
     assert time.monotonic() - started < 10  # the client_timeout (2 s here), not for ever
 
 
 def test_oversized_body_is_413_with_or_without_content_length(url: str) -> None:
     body = b"SELECT * WHERE { ?s ?p ?o } #" + b"x" * 70_000
-    response = httpx.post(url + "/sparql", content=body,
-                          headers={"Content-Type": "application/sparql-query"})
+    response = httpx.post(
+        url + "/sparql", content=body, headers={"Content-Type": "application/sparql-query"}
+    )
     assert response.status_code == 413
 
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"#" * 4096
 
-    response = httpx.post(url + "/sparql", content=chunks(),
-                          headers={"Content-Type": "application/sparql-query"})
+    response = httpx.post(
+        url + "/sparql", content=chunks(), headers={"Content-Type": "application/sparql-query"}
+    )
     assert response.status_code == 413
-    assert "transfer-encoding" not in response.request.headers or \
-        response.request.headers["transfer-encoding"] == "chunked"
+    assert (
+        "transfer-encoding" not in response.request.headers
+        or response.request.headers["transfer-encoding"] == "chunked"
+    )
     # A chunked body to a route that does not read it is not a way around the limit either.
     chunked = b"".join(b"1000\r\n" + b"y" * 4096 + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
-    answer = raw(url, b"POST /sparql HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 b"Content-Type: application/x-www-form-urlencoded\r\n"
-                 b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+    answer = raw(
+        url,
+        b"POST /sparql HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked,
+    )
     assert status(answer) == 413
 
 
@@ -246,19 +292,28 @@ MALFORMED_HEADERS = [
     b"Accept: */",
     b"Accept: text/html;q=2;q=3, ,/,",
     b"Accept: \xff\xfe\xfd",
-    b"Accept: application/ld+json;profile=\"unterminated",
-    b"If-None-Match: \"unterminated, W/",
+    b'Accept: application/ld+json;profile="unterminated',
+    b'If-None-Match: "unterminated, W/',
     b"If-Modified-Since: not a date \xff",
     b"If-Modified-Since: Mon, 99 Foo 99999 99:99:99 GMT",
     b"Range: bytes=abc-def",
     b"Range: bytes=99999999999-1",
     b"Accept-Encoding: gzip;q=nope, \xff",
     b"X-Request-Id: \xff\x00bad",
-    b"Host: \"><script>alert(1)</script>",
+    b'Host: "><script>alert(1)</script>',
 ]
-TARGETS = [b"/sparql", b"/sparql?query=ASK%7B%7D", b"/id/lab/ti-lab", b"/doc/lab/ti-lab",
-           b"/doc/lab/ti-lab.ttl", b"/catalog", b"/dumps/labgraph.nt", b"/def/", b"/",
-           b"/context.jsonld"]
+TARGETS = [
+    b"/sparql",
+    b"/sparql?query=ASK%7B%7D",
+    b"/id/lab/ti-lab",
+    b"/doc/lab/ti-lab",
+    b"/doc/lab/ti-lab.ttl",
+    b"/catalog",
+    b"/dumps/labgraph.nt",
+    b"/def/",
+    b"/",
+    b"/context.jsonld",
+]
 
 
 def test_malformed_headers_never_give_a_500(url: str) -> None:
@@ -270,12 +325,27 @@ def test_malformed_headers_never_give_a_500(url: str) -> None:
 
 
 BAD_TARGETS = [
-    b"/sparql?query=%zz", b"/sparql?query=%", b"/sparql?query=%C3%28", b"/sparql?query=%FF%FE",
-    b"/sparql?query=\xff\xfe", b"/sparql?query=SELECT\x01*", b"/sparql?%00=%00",
-    b"/sparql?query=ASK%7B%7D&query=ASK%7B%7D", b"/sparql?default-graph-uri=not%20an%20iri"
-    b"&query=ASK%7B%7D", b"/sparql?named-graph-uri=%FF&query=ASK%7B%7D",
-    b"/doc/lab/%ff%fe", b"/doc/lab/ti-lab?format=%ff", b"/id/%C0%AF/x", b"/doc/lab/\xe9t\xe9",
-    b"/%", b"/doc/%%%", b"/def/%00", b"/catalog.%ff", b"/dumps/%00", b"*", b"//",
+    b"/sparql?query=%zz",
+    b"/sparql?query=%",
+    b"/sparql?query=%C3%28",
+    b"/sparql?query=%FF%FE",
+    b"/sparql?query=\xff\xfe",
+    b"/sparql?query=SELECT\x01*",
+    b"/sparql?%00=%00",
+    b"/sparql?query=ASK%7B%7D&query=ASK%7B%7D",
+    b"/sparql?default-graph-uri=not%20an%20iri&query=ASK%7B%7D",
+    b"/sparql?named-graph-uri=%FF&query=ASK%7B%7D",
+    b"/doc/lab/%ff%fe",
+    b"/doc/lab/ti-lab?format=%ff",
+    b"/id/%C0%AF/x",
+    b"/doc/lab/\xe9t\xe9",
+    b"/%",
+    b"/doc/%%%",
+    b"/def/%00",
+    b"/catalog.%ff",
+    b"/dumps/%00",
+    b"*",
+    b"//",
     b"/?" + b"&" * 500,
     b"/sparql?" + b"&a=b" * 1500,
 ]
@@ -303,9 +373,12 @@ def test_malformed_posts_never_give_a_500(url: str) -> None:
         (b"text/plain", b"\x00" * 100),
     ]
     for content_type, body in cases:
-        answer = raw(url, b"POST /sparql HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                     b"Content-Type: " + content_type + b"\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer = raw(
+            url,
+            b"POST /sparql HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: " + content_type + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
+        )
         assert 400 <= status(answer) < 500, (content_type, body, answer[:300])
 
 
@@ -338,18 +411,26 @@ def test_queries_and_data_echoed_into_html_are_escaped(url: str) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         pages = [
             client.get("/sparql", params={"query": f"SELECT * WHERE {{ {XSS} }}"}, headers=html),
-            client.get("/sparql", params={"query": f'SELECT ("{XSS}" AS ?x) ("\\"><img src=x '
-                                          f'onerror=alert(1)>" AS ?y) WHERE {{}}'},
-                       headers=html),
-            client.get("/sparql", params={"query": 'SELECT (IRI("javascript:alert(1)") AS ?x) '
-                                          "WHERE {}"}, headers=html),
+            client.get(
+                "/sparql",
+                params={
+                    "query": f'SELECT ("{XSS}" AS ?x) ("\\"><img src=x '
+                    f'onerror=alert(1)>" AS ?y) WHERE {{}}'
+                },
+                headers=html,
+            ),
+            client.get(
+                "/sparql",
+                params={"query": 'SELECT (IRI("javascript:alert(1)") AS ?x) WHERE {}'},
+                headers=html,
+            ),
             client.get("/sparql", params={"query": f"ASK {{}} # {XSS}"}, headers=html),
             client.get(f"/doc/lab/{quote(XSS, safe='')}", headers=html),
             client.get(f"/id/lab/x{quote(XSS, safe='')}", headers=html),
             client.get(f"/nowhere/{quote(XSS, safe='')}", headers=html),
             client.get("/doc/lab/ti-lab.html", headers={"Host": 'x"><script>alert(1)</script>'}),
             client.get("/dumps/", headers={"Host": "x'><script>alert(1)</script>"}),
-            client.get("/", headers={"Host": "x\"><svg onload=alert(1)>"}),
+            client.get("/", headers={"Host": 'x"><svg onload=alert(1)>'}),
         ]
     for page in pages:
         assert page.status_code < 500, (page.request.url, page.text[:300])
@@ -364,21 +445,42 @@ def test_queries_and_data_echoed_into_html_are_escaped(url: str) -> None:
 # -- 5. path traversal ----------------------------------------------------------------------------
 
 TRAVERSALS = [
-    b"/dumps/..%2fmanifest.json", b"/dumps/..%2Fmanifest.json", b"/dumps/%2e%2e%2fmanifest.json",
-    b"/dumps/%2e%2e/manifest.json", b"/dumps/../manifest.json", b"/dumps/..%5cmanifest.json",
-    b"/dumps/%252e%252e%252fmanifest.json", b"/dumps/latest/..%2fmanifest.json",
-    b"/dumps/latest/../../manifest.json", b"/dumps/manifest.json", b"/dumps/.%2e/manifest.json",
-    b"/dumps/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd", b"/dumps/%2fetc%2fpasswd",
-    b"/dumps/labgraph.nt%00.json", b"/dumps/..%00/manifest.json",
-    b"/static/../../etc/passwd", b"/static/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+    b"/dumps/..%2fmanifest.json",
+    b"/dumps/..%2Fmanifest.json",
+    b"/dumps/%2e%2e%2fmanifest.json",
+    b"/dumps/%2e%2e/manifest.json",
+    b"/dumps/../manifest.json",
+    b"/dumps/..%5cmanifest.json",
+    b"/dumps/%252e%252e%252fmanifest.json",
+    b"/dumps/latest/..%2fmanifest.json",
+    b"/dumps/latest/../../manifest.json",
+    b"/dumps/manifest.json",
+    b"/dumps/.%2e/manifest.json",
+    b"/dumps/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+    b"/dumps/%2fetc%2fpasswd",
+    b"/dumps/labgraph.nt%00.json",
+    b"/dumps/..%00/manifest.json",
+    b"/static/../../etc/passwd",
+    b"/static/..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
     b"/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-    b"/static/..%2fapp.py", b"/static/%2e%2e%2fapp.py", b"/static/../app.py",
-    b"/static/..%5capp.py", b"/static//etc/passwd", b"/static/%2fetc%2fpasswd",
-    b"/static/....//....//etc/passwd", b"/static/..%c0%afapp.py", b"/static/%c0%ae%c0%ae/app.py",
-    b"/doc/lab/..%2f..%2fmanifest.json", b"/doc/..%2f..%2fetc%2fpasswd/x",
-    b"/doc/lab/../../../../etc/passwd", b"/doc/lab/..%2f..%2f..%2fetc%2fpasswd.ttl",
-    b"/def/..%2f..%2f..%2fetc%2fpasswd", b"/def/../../../etc/passwd", b"/def/%2e%2e/manifest",
-    b"/catalog.ttl/../../manifest.json", b"/catalog.%2e%2e%2fmanifest.json",
+    b"/static/..%2fapp.py",
+    b"/static/%2e%2e%2fapp.py",
+    b"/static/../app.py",
+    b"/static/..%5capp.py",
+    b"/static//etc/passwd",
+    b"/static/%2fetc%2fpasswd",
+    b"/static/....//....//etc/passwd",
+    b"/static/..%c0%afapp.py",
+    b"/static/%c0%ae%c0%ae/app.py",
+    b"/doc/lab/..%2f..%2fmanifest.json",
+    b"/doc/..%2f..%2fetc%2fpasswd/x",
+    b"/doc/lab/../../../../etc/passwd",
+    b"/doc/lab/..%2f..%2f..%2fetc%2fpasswd.ttl",
+    b"/def/..%2f..%2f..%2fetc%2fpasswd",
+    b"/def/../../../etc/passwd",
+    b"/def/%2e%2e/manifest",
+    b"/catalog.ttl/../../manifest.json",
+    b"/catalog.%2e%2e%2fmanifest.json",
     b"/id/lab/..%2f..%2fmanifest.json",
 ]
 SECRETS = (b"root:", b'"sha256"', b"import ", b"def create_app", b'"files"')
@@ -396,6 +498,7 @@ def test_path_traversal_is_impossible(url: str) -> None:
 
 
 # -- 6. slow clients cannot starve the others ---------------------------------------------------
+
 
 def test_slow_clients_cannot_starve_the_others(url: str) -> None:
     """Many connections sending their headers a byte at a time, from one address.
@@ -420,7 +523,7 @@ def test_slow_clients_cannot_starve_the_others(url: str) -> None:
         while alive and not stop.is_set() and position < len(request):
             for sock in list(alive):
                 try:
-                    sock.sendall(request[position:position + 1])
+                    sock.sendall(request[position : position + 1])
                 except OSError:
                     alive.remove(sock)
             position += 1
@@ -461,9 +564,20 @@ def test_quick_load_has_no_errors(releases_dir: Path, tmp_path: Path) -> None:
     # Embedded only: load.py starts its own server from a releases folder (no --store option).
     report = tmp_path / "load.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "load.py"), "--quick", "--releases",
-         str(releases_dir), "--json", str(report)],
-        capture_output=True, text=True, timeout=120, cwd=REPO)
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "load.py"),
+            "--quick",
+            "--releases",
+            str(releases_dir),
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(report.read_text())
     assert figures["requests"] > 0

@@ -37,9 +37,14 @@ def access_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(releases_dir: Path, access_log: Path) -> Iterator[TestClient]:
-    settings = repo_settings(releases_dir=releases_dir, access_log=str(access_log),
-                             query_timeout=0.5, max_concurrent_queries=1, queue_wait=0.05,
-                             rate_limit=0)
+    settings = repo_settings(
+        releases_dir=releases_dir,
+        access_log=str(access_log),
+        query_timeout=0.5,
+        max_concurrent_queries=1,
+        queue_wait=0.05,
+        rate_limit=0,
+    )
     with TestClient(create_app(settings), base_url="http://testserver") as c:
         yield c
 
@@ -78,16 +83,22 @@ def test_request_ids_are_kept_when_sane_and_made_otherwise(client: TestClient) -
 
 
 def test_access_log_lines_are_json_with_a_query_hash_never_the_query(
-        client: TestClient, access_log: Path) -> None:
+    client: TestClient, access_log: Path
+) -> None:
     flush_access_log()
     before = len(_lines(access_log)) if access_log.exists() else 0
     rid = "test-access-log-1"
-    client.get("/sparql", params={"query": QUERY},
-               headers={"X-Request-Id": rid, "Accept": "application/sparql-results+json"})
-    client.post("/sparql", data={"query": QUERY},
-                headers={"Accept": "application/sparql-results+json"})
-    client.post("/sparql", content=QUERY.encode(),
-                headers={"Content-Type": "application/sparql-query"})
+    client.get(
+        "/sparql",
+        params={"query": QUERY},
+        headers={"X-Request-Id": rid, "Accept": "application/sparql-results+json"},
+    )
+    client.post(
+        "/sparql", data={"query": QUERY}, headers={"Accept": "application/sparql-results+json"}
+    )
+    client.post(
+        "/sparql", content=QUERY.encode(), headers={"Content-Type": "application/sparql-query"}
+    )
     client.get("/doc/lab/ti-lab.ttl")
     client.get("/doc/lab/%0a%7B%22injected%22%3A1%7D")  # a newline cannot forge a log line
     flush_access_log()
@@ -117,28 +128,61 @@ def test_metrics_count_requests_by_route_template_and_status(client: TestClient)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert _metric(text, "labgraph_http_requests_total", route="/doc/{type_}/{name}",
-                   method="GET", status="200") >= 3
-    assert _metric(text, "labgraph_http_requests_total", route="<unmatched>", method="GET",
-                   status="404") >= 20
+    assert (
+        _metric(
+            text,
+            "labgraph_http_requests_total",
+            route="/doc/{type_}/{name}",
+            method="GET",
+            status="200",
+        )
+        >= 3
+    )
+    assert (
+        _metric(
+            text, "labgraph_http_requests_total", route="<unmatched>", method="GET", status="404"
+        )
+        >= 20
+    )
     assert "random-" not in text
-    assert _metric(text, "labgraph_http_request_duration_seconds_count",
-                   route="/doc/{type_}/{name}", method="GET") >= 3
-    assert _metric(text, "labgraph_http_request_duration_seconds_bucket",
-                   route="/doc/{type_}/{name}", method="GET", le="+Inf") >= 3
+    assert (
+        _metric(
+            text,
+            "labgraph_http_request_duration_seconds_count",
+            route="/doc/{type_}/{name}",
+            method="GET",
+        )
+        >= 3
+    )
+    assert (
+        _metric(
+            text,
+            "labgraph_http_request_duration_seconds_bucket",
+            route="/doc/{type_}/{name}",
+            method="GET",
+            le="+Inf",
+        )
+        >= 3
+    )
     release = client.get("/healthz").text.split()[-1]
     assert _metric(text, "labgraph_release_info", release=release) == 1
-    for name in ("labgraph_query_timeouts_total", "labgraph_query_busy_rejections_total",
-                 "labgraph_rate_limited_total", "labgraph_reload_failures_total",
-                 "labgraph_queries_in_flight"):
+    for name in (
+        "labgraph_query_timeouts_total",
+        "labgraph_query_busy_rejections_total",
+        "labgraph_rate_limited_total",
+        "labgraph_reload_failures_total",
+        "labgraph_queries_in_flight",
+    ):
         _metric(text, name)
 
 
 def test_metrics_count_query_timeouts_and_busy_refusals(client: TestClient) -> None:
     def timeouts_and_busy() -> tuple[float, float]:
         text = client.get("/metrics").text
-        return (_metric(text, "labgraph_query_timeouts_total"),
-                _metric(text, "labgraph_query_busy_rejections_total"))
+        return (
+            _metric(text, "labgraph_query_timeouts_total"),
+            _metric(text, "labgraph_query_busy_rejections_total"),
+        )
 
     timeouts, busy = timeouts_and_busy()
     answers: list[int] = []
@@ -167,16 +211,19 @@ def test_metrics_can_be_turned_off(releases_dir: Path) -> None:
         assert c.get("/healthz").status_code == 200
 
 
-def test_a_stuck_log_destination_never_stalls_the_server(releases_dir: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stuck_log_destination_never_stalls_the_server(
+    releases_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A pipe nobody reads (as a supervisor that died): lines are dropped, requests go on."""
     read_end, write_end = os.pipe()
     monkeypatch.setattr(observability, "ACCESS_LOG_BACKLOG", 20)
     settings = repo_settings(releases_dir=releases_dir, access_log=f"/dev/fd/{write_end}")
     try:
         with TestClient(create_app(settings)) as c:
-            codes = {c.get("/healthz", headers={"X-Request-Id": "x" * 120}).status_code
-                     for _ in range(400)}  # ~100 KB of lines: more than a pipe holds
+            codes = {
+                c.get("/healthz", headers={"X-Request-Id": "x" * 120}).status_code
+                for _ in range(400)
+            }  # ~100 KB of lines: more than a pipe holds
             assert codes == {200}
             assert _metric(c.get("/metrics").text, "labgraph_access_log_dropped_total") > 0
             os.close(read_end)  # the stuck writer gets EPIPE: the rest is dropped at once

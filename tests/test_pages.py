@@ -78,8 +78,10 @@ class _Reader(HTMLParser):
             self.page.head_links.append(attrs)
         elif tag == "label" and "for" in attrs:
             self.page.labels_for.add(attrs["for"])
-        elif tag in ("input", "select", "textarea") and attrs.get("type") not in ("hidden",
-                                                                                   "submit"):
+        elif tag in ("input", "select", "textarea") and attrs.get("type") not in (
+            "hidden",
+            "submit",
+        ):
             self.page.controls.append({"tag": tag, **attrs})
         elif tag == "table":
             self.page.tables.append([])
@@ -133,8 +135,11 @@ def get_page(client: httpx.Client, path: str, status: int = 200, **params: str) 
 def sparql(client: httpx.Client, query: str) -> list[dict[str, dict[str, str]]]:
     """Bindings of a SELECT run through the real endpoint (waiting politely on 429)."""
     for _ in range(20):
-        response = client.get("/sparql", params={"query": query},
-                              headers={"Accept": "application/sparql-results+json"})
+        response = client.get(
+            "/sparql",
+            params={"query": query},
+            headers={"Accept": "application/sparql-results+json"},
+        )
         if response.status_code != 429:
             break
         time.sleep(float(response.headers.get("retry-after", "1")))
@@ -158,23 +163,32 @@ def next_link(response: httpx.Response) -> str | None:
 
 # --- home ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def home(client: httpx.Client) -> Page:
     return get_page(client, "/")
 
 
-@pytest.mark.parametrize(("key", "where"), [
-    ("lab", "?s a lg:Lab"), ("institution", "?s a cv:PublicOrganisation"),
-    ("project", "?s a schema:Project"), ("event", "?s a schema:Event")])
-def test_home_counts_equal_sparql_counts(client: httpx.Client, home: Page, key: str,
-                                         where: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [
+        ("lab", "?s a lg:Lab"),
+        ("institution", "?s a cv:PublicOrganisation"),
+        ("project", "?s a schema:Project"),
+        ("event", "?s a schema:Event"),
+    ],
+)
+def test_home_counts_equal_sparql_counts(
+    client: httpx.Client, home: Page, key: str, where: str
+) -> None:
     shown = re.search(rf'id="count-{key}".*?<data value="(\d+)"', client.get("/").text, re.S)
     assert shown is not None
     assert int(shown.group(1)) == count(client, where)
 
 
-def test_home_counts_triples_and_dates_the_release(client: httpx.Client, releases_dir: Path,
-                                                   home: Page) -> None:
+def test_home_counts_triples_and_dates_the_release(
+    client: httpx.Client, releases_dir: Path, home: Page
+) -> None:
     text = client.get("/").text
     triples = re.search(r'id="count-triples".*?<data value="(\d+)"', text, re.S)
     assert triples is not None
@@ -199,12 +213,12 @@ def test_home_breaks_labs_down_by_region_and_kind(client: httpx.Client, home: Pa
 def test_home_shows_latest_events_and_links_each_audience(home: Page) -> None:
     hrefs = home.hrefs()
     assert sum("/doc/event/" in h for h in hrefs) >= 3
-    for path in ("/catalog.ttl", "/dumps/", "/sparql", "/context.jsonld", "/def/",
-                 "?example="):
+    for path in ("/catalog.ttl", "/dumps/", "/sparql", "/context.jsonld", "/def/", "?example="):
         assert any(path in h for h in hrefs), path
     assert "303 See Other" in home.text
-    dataset = json.loads(next(s["_text"] for s in home.scripts
-                              if s.get("type") == "application/ld+json"))
+    dataset = json.loads(
+        next(s["_text"] for s in home.scripts if s.get("type") == "application/ld+json")
+    )
     assert dataset["@type"] == "Dataset"
 
 
@@ -216,12 +230,14 @@ def test_home_revalidates_with_its_etag(client: httpx.Client) -> None:
 
 # --- resource pages ------------------------------------------------------------------------------
 
+
 def test_lab_page_links_its_host_and_the_host_links_back(client: httpx.Client) -> None:
     lab = get_page(client, "/doc/lab/ti-lab.html")
     assert lab.h1 == ["Ti Lab"]
     assert lab.link_texts("/doc/institution/region-bretagne.html") == ["Région Bretagne"]
     assert lab.link_texts("/doc/institution/prefecture-region-bretagne.html") == [
-        "Préfecture de la région Bretagne"]
+        "Préfecture de la région Bretagne"
+    ]
     assert any("/doc/project/labacces.html" in h for h in lab.hrefs())  # projects it carries
     assert any("/doc/event/inauguration-ti-lab.html" in h for h in lab.hrefs())  # its events
     host = get_page(client, "/doc/institution/region-bretagne.html")
@@ -237,13 +253,17 @@ def test_resource_page_shows_labels_not_iris(client: httpx.Client) -> None:
     assert "Laboratoire d'innovation publique" in texts  # rdf:type lg:Lab
     for label in ("porté par", "région", "type d'administration", "création", "source"):
         assert label in lab.text
-    assert not any(t.startswith(("http://id.insee.fr", "https://w3id.org/labgraph/def/"))
-                   for t in texts)
+    assert not any(
+        t.startswith(("http://id.insee.fr", "https://w3id.org/labgraph/def/")) for t in texts
+    )
 
 
 def test_resource_page_cites_every_source_of_the_record(client: httpx.Client) -> None:
-    rows = sparql(client, PREFIXES + "SELECT ?src WHERE { "
-                  "<https://w3id.org/labgraph/id/lab/lab-o-occitanie> prov:wasDerivedFrom ?src }")
+    rows = sparql(
+        client,
+        PREFIXES + "SELECT ?src WHERE { "
+        "<https://w3id.org/labgraph/id/lab/lab-o-occitanie> prov:wasDerivedFrom ?src }",
+    )
     page = get_page(client, "/doc/lab/lab-o-occitanie.html")
     sources = {row["src"]["value"] for row in rows}
     assert sources and sources <= set(page.hrefs())
@@ -252,10 +272,15 @@ def test_resource_page_cites_every_source_of_the_record(client: httpx.Client) ->
 
 def test_resource_page_offers_every_alternate(client: httpx.Client) -> None:
     page = get_page(client, "/doc/lab/ti-lab.html")
-    alternates = {link["type"]: link["href"] for link in page.head_links
-                  if link.get("rel") == "alternate"}
-    assert set(alternates) == {"text/turtle", "application/ld+json", "application/rdf+xml",
-                               "application/n-triples"}
+    alternates = {
+        link["type"]: link["href"] for link in page.head_links if link.get("rel") == "alternate"
+    }
+    assert set(alternates) == {
+        "text/turtle",
+        "application/ld+json",
+        "application/rdf+xml",
+        "application/n-triples",
+    }
     visible = {a.get("type"): a["href"] for a in page.links if a.get("type")}
     for media_type, href in alternates.items():
         assert visible[media_type] == href
@@ -275,9 +300,13 @@ def test_schema_org_description_parses_and_names_the_host(client: httpx.Client) 
     assert data["name"] == "Ti Lab"
     parents = data["parentOrganization"]
     assert {p["name"] for p in parents} == {"Région Bretagne", "Préfecture de la région Bretagne"}
-    event = json.loads(next(s["_text"] for s in get_page(
-        client, "/doc/event/mois-innovation-publique-2022.html").scripts
-        if s.get("type") == "application/ld+json"))
+    event = json.loads(
+        next(
+            s["_text"]
+            for s in get_page(client, "/doc/event/mois-innovation-publique-2022.html").scripts
+            if s.get("type") == "application/ld+json"
+        )
+    )
     assert event["@type"] == "Event" and event["startDate"] == "2022-11-02"
 
 
@@ -295,8 +324,9 @@ def test_figure_page_is_named_by_what_it_counts(client: httpx.Client) -> None:
     assert any("/doc/figure/ditp-reseau-lab-count-2025-09.html" in h for h in ditp.hrefs())
 
 
-@pytest.mark.parametrize("path", ["/doc/lab/no-such-lab", "/doc/lab/no-such-lab.html",
-                                  "/id/lab/no-such-lab"])
+@pytest.mark.parametrize(
+    "path", ["/doc/lab/no-such-lab", "/doc/lab/no-such-lab.html", "/id/lab/no-such-lab"]
+)
 def test_unknown_id_gets_a_404_page(client: httpx.Client, path: str) -> None:
     page = get_page(client, path, status=404)
     assert page.h1 == ["Introuvable"]
@@ -306,11 +336,19 @@ def test_unknown_id_gets_a_404_page(client: httpx.Client, path: str) -> None:
 
 # --- browse pages --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "where"), [
-    ("lab", "?s a lg:Lab"), ("institution", "?s a cv:PublicOrganisation"),
-    ("project", "?s a schema:Project"), ("event", "?s a schema:Event")])
-def test_browse_pages_list_every_record_across_pages(client: httpx.Client, kind: str,
-                                                     where: str) -> None:
+
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [
+        ("lab", "?s a lg:Lab"),
+        ("institution", "?s a cv:PublicOrganisation"),
+        ("project", "?s a schema:Project"),
+        ("event", "?s a schema:Event"),
+    ],
+)
+def test_browse_pages_list_every_record_across_pages(
+    client: httpx.Client, kind: str, where: str
+) -> None:
     seen: list[str] = []
     url: str | None = f"/{kind}/"
     while url:
@@ -342,23 +380,31 @@ def test_long_list_is_paginated_with_link_next(client: httpx.Client) -> None:
     assert next_link(small) is None and len(parse(small).tables[0]) == total
 
 
-@pytest.mark.parametrize(("params", "where"), [
-    ({"region": "53"}, "?s a lg:Lab ; dct:spatial <http://id.insee.fr/geo/region/53>"),
-    ({"kind": "prefecture"}, "?s a lg:Lab ; org:classification adminkind:prefecture"),
-    ({"year": "2017"}, "?s a lg:Lab ; schema:foundingDate ?y FILTER(STR(?y) = '2017')"),
-    ({"kind": "prefecture", "year": "2017"},
-     "?s a lg:Lab ; org:classification adminkind:prefecture ; schema:foundingDate ?y "
-     "FILTER(STR(?y) = '2017')"),
-])
-def test_browse_filters_select_what_sparql_selects(client: httpx.Client, params: dict[str, str],
-                                                   where: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"region": "53"}, "?s a lg:Lab ; dct:spatial <http://id.insee.fr/geo/region/53>"),
+        ({"kind": "prefecture"}, "?s a lg:Lab ; org:classification adminkind:prefecture"),
+        ({"year": "2017"}, "?s a lg:Lab ; schema:foundingDate ?y FILTER(STR(?y) = '2017')"),
+        (
+            {"kind": "prefecture", "year": "2017"},
+            "?s a lg:Lab ; org:classification adminkind:prefecture ; schema:foundingDate ?y "
+            "FILTER(STR(?y) = '2017')",
+        ),
+    ],
+)
+def test_browse_filters_select_what_sparql_selects(
+    client: httpx.Client, params: dict[str, str], where: str
+) -> None:
     page = get_page(client, "/lab/", per_page="100", **params)
     assert len(page.tables[0]) == count(client, where) > 0
     for name, value in params.items():
         chosen = page.ids[name]
         assert chosen["tag"] == "select"
-        assert f'<option value="{value}" selected>' in client.get(
-            "/lab/", params=params, headers=HTML).text
+        assert (
+            f'<option value="{value}" selected>'
+            in client.get("/lab/", params=params, headers=HTML).text
+        )
 
 
 def test_event_filters_by_year_and_sorts_by_date(client: httpx.Client) -> None:
@@ -367,15 +413,17 @@ def test_event_filters_by_year_and_sorts_by_date(client: httpx.Client) -> None:
     assert len(dates) > 10
     assert dates == sorted(dates, reverse=True)  # newest first by default
     in_2022 = get_page(client, "/event/", year="2022", per_page="100")
-    expected = count(client, "?s a schema:Event ; schema:startDate ?d "
-                             "FILTER(STRSTARTS(STR(?d), '2022'))")
+    expected = count(
+        client, "?s a schema:Event ; schema:startDate ?d FILTER(STRSTARTS(STR(?d), '2022'))"
+    )
     assert len(in_2022.tables[0]) == expected > 0
 
 
 def test_browse_sorts_by_name_both_ways(client: httpx.Client) -> None:
     up = [row[0] for row in get_page(client, "/institution/", per_page="100").tables[0]]
-    down = [row[0] for row in get_page(client, "/institution/", per_page="100",
-                                       sort="-name").tables[0]]
+    down = [
+        row[0] for row in get_page(client, "/institution/", per_page="100", sort="-name").tables[0]
+    ]
     assert down == list(reversed(up))
 
 
@@ -399,6 +447,7 @@ def test_browse_echoes_a_search_escaped(client: httpx.Client) -> None:
 
 
 # --- query page and example queries --------------------------------------------------------------
+
 
 def test_there_are_at_least_ten_example_queries() -> None:
     assert len(QUERIES) >= 10
@@ -429,8 +478,11 @@ def test_query_page_lists_examples_that_fill_the_form(client: httpx.Client) -> N
 
 
 def test_query_page_runs_a_query_into_a_table_with_downloads(client: httpx.Client) -> None:
-    example = next(e for e in pages.load_examples(REPO / "queries")
-                   if e.slug == "labs-state-and-local-authority")
+    example = next(
+        e
+        for e in pages.load_examples(REPO / "queries")
+        if e.slug == "labs-state-and-local-authority"
+    )
     response = client.get("/sparql", params={"query": example.query}, headers=HTML)
     assert response.status_code == 200
     page = parse(response)
@@ -448,8 +500,9 @@ def test_query_page_runs_a_query_into_a_table_with_downloads(client: httpx.Clien
 
 
 def test_query_page_answers_ask(client: httpx.Client) -> None:
-    response = client.get("/sparql", params={"query": PREFIXES + "ASK { ?s a lg:Lab }"},
-                          headers=HTML)
+    response = client.get(
+        "/sparql", params={"query": PREFIXES + "ASK { ?s a lg:Lab }"}, headers=HTML
+    )
     assert response.status_code == 200 and "oui" in parse(response).text
 
 
@@ -477,10 +530,19 @@ def test_query_page_shows_errors_escaped(client: httpx.Client) -> None:
 
 # --- ontology, shapes, dumps ---------------------------------------------------------------------
 
+
 def test_ontology_page_explains_each_term(client: httpx.Client) -> None:
     page = get_page(client, "/def/")
-    for anchor in ("Lab", "Figure", "carriedBy", "partner", "edition", "administration-kind",
-                   "administration-kind-prefecture", "skill-service-design"):
+    for anchor in (
+        "Lab",
+        "Figure",
+        "carriedBy",
+        "partner",
+        "edition",
+        "administration-kind",
+        "administration-kind-prefecture",
+        "skill-service-design",
+    ):
         assert anchor in page.ids, anchor
     assert "Laboratoire d'innovation publique" in page.text
     assert "Le lab ou l'institution qui porte un projet." in page.text  # a definition
@@ -501,14 +563,19 @@ def test_shapes_page_is_readable(client: httpx.Client) -> None:
     assert any(h.endswith("/def/#Lab") for h in page.hrefs())
 
 
-def test_dumps_page_lists_files_with_sizes_and_digests(client: httpx.Client,
-                                                       releases_dir: Path) -> None:
+def test_dumps_page_lists_files_with_sizes_and_digests(
+    client: httpx.Client, releases_dir: Path
+) -> None:
     manifest = json.loads((releases_dir / "current" / "manifest.json").read_text())
     response = client.get("/dumps/", headers=HTML)
     page = parse(response)
     listed = {row[0]: row for table in page.tables for row in table}
-    dumps = [n for n in manifest["files"] if n.split(".")[0] in ("labgraph", "labs", "events")
-             and n.split(".")[1] in ("nt", "ttl", "jsonld", "nq")]
+    dumps = [
+        n
+        for n in manifest["files"]
+        if n.split(".")[0] in ("labgraph", "labs", "events")
+        and n.split(".")[1] in ("nt", "ttl", "jsonld", "nq")
+    ]
     assert len(dumps) >= 24
     for name in dumps:
         entry = manifest["files"][name]
@@ -522,8 +589,19 @@ def test_dumps_page_lists_files_with_sizes_and_digests(client: httpx.Client,
 
 # --- every page: plain, accessible, self-contained -----------------------------------------------
 
-PAGES = ["/", "/lab/", "/institution/", "/project/", "/event/", "/doc/lab/ti-lab.html",
-         "/doc/institution/ditp.html", "/sparql", "/def/", "/shapes", "/dumps/"]
+PAGES = [
+    "/",
+    "/lab/",
+    "/institution/",
+    "/project/",
+    "/event/",
+    "/doc/lab/ti-lab.html",
+    "/doc/institution/ditp.html",
+    "/sparql",
+    "/def/",
+    "/shapes",
+    "/dumps/",
+]
 
 
 def test_every_page_is_accessible_and_self_contained(client: httpx.Client) -> None:
@@ -554,7 +632,7 @@ def test_templates_autoescape() -> None:
 
 
 def _luminance(colour: str) -> float:
-    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
@@ -572,9 +650,18 @@ def test_colours_meet_wcag_contrast(scheme: str) -> None:
     palette = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", blocks[0]))
     if scheme == "dark":
         palette.update(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", blocks[1]))
-    text_pairs = [("fg", "bg"), ("muted", "bg"), ("accent", "bg"), ("accent", "accent-bg"),
-                  ("muted", "accent-bg"), ("fg", "panel"), ("muted", "panel"), ("bg", "accent"),
-                  ("error", "error-bg"), ("fg", "error-bg")]
+    text_pairs = [
+        ("fg", "bg"),
+        ("muted", "bg"),
+        ("accent", "bg"),
+        ("accent", "accent-bg"),
+        ("muted", "accent-bg"),
+        ("fg", "panel"),
+        ("muted", "panel"),
+        ("bg", "accent"),
+        ("error", "error-bg"),
+        ("fg", "error-bg"),
+    ]
     for fg, bg in text_pairs:  # text: at least 4.5:1 (WCAG 2.1 AA)
         assert contrast(palette[fg], palette[bg]) >= 4.5, (scheme, fg, bg)
     for around in ("bg", "accent-bg", "panel"):  # the focus ring: 3:1 (non-text contrast)

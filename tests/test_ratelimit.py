@@ -59,8 +59,9 @@ def test_clients_are_keyed_by_address_and_ipv6_by_its_64() -> None:
 
 # Embedded only: the limit is applied before any query reaches a store.
 def test_sparql_answers_429_with_retry_after_past_the_burst(releases_dir: Path) -> None:
-    settings = repo_settings(releases_dir=releases_dir, rate_limit=0.5, rate_burst=3,
-                             access_log="off")
+    settings = repo_settings(
+        releases_dir=releases_dir, rate_limit=0.5, rate_burst=3, access_log="off"
+    )
     app = create_app(settings)
     with TestClient(app, client=("192.0.2.1", 4000)) as alice:
         codes = [alice.get("/sparql", params=ASK).status_code for _ in range(3)]
@@ -72,16 +73,21 @@ def test_sparql_answers_429_with_retry_after_past_the_burst(releases_dir: Path) 
         assert "per second" in limited.text
         assert alice.post("/sparql", data=ASK).status_code == 429  # every method counts
         assert alice.get("/doc/lab/ti-lab.ttl").status_code == 200  # only /sparql is limited
-        assert alice.options("/sparql", headers={
-            "Origin": "https://example.org",
-            "Access-Control-Request-Method": "POST"}).status_code == 200  # preflight is free
+        assert (
+            alice.options(
+                "/sparql",
+                headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+            ).status_code
+            == 200
+        )  # preflight is free
         metrics = alice.get("/metrics").text
         assert "labgraph_rate_limited_total 2.0" in metrics
 
 
 def test_rate_limit_zero_disables_it(releases_dir: Path) -> None:
-    settings = repo_settings(releases_dir=releases_dir, rate_limit=0, rate_burst=1,
-                             access_log="off")
+    settings = repo_settings(
+        releases_dir=releases_dir, rate_limit=0, rate_burst=1, access_log="off"
+    )
     with TestClient(create_app(settings)) as client:
         codes = {client.get("/sparql", params=ASK).status_code for _ in range(30)}
         assert codes == {200}

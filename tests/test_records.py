@@ -35,8 +35,14 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_the_fixture_is_valid(data: Path) -> None:
     found = records.read(data, SCHEMES, display_root=data.parent)
     assert found.problems == []
-    assert {r.type for r in found.records} == {"lab", "institution", "project", "event",
-                                                "figure", "source"}
+    assert {r.type for r in found.records} == {
+        "lab",
+        "institution",
+        "project",
+        "event",
+        "figure",
+        "source",
+    }
     lab = found.by_id["lab-alpha"]
     assert (lab.file, lab.line) == ("data/labs.csv", 2)
     assert lab.get("founded") == 2016
@@ -56,10 +62,12 @@ def test_every_problem_is_reported_at_once(data: Path) -> None:
     problems = read(data)
     assert len(problems) == 4, problems
     assert any('column "region": "99" is not an INSEE region code' in p for p in problems)
-    assert any('column "website": "not a url" is not an absolute http(s) URL' in p
-               for p in problems)
-    assert any("data/events.csv:3: column \"start\"" in p and "real calendar date" in p
-               for p in problems)
+    assert any(
+        'column "website": "not a url" is not an absolute http(s) URL' in p for p in problems
+    )
+    assert any(
+        'data/events.csv:3: column "start"' in p and "real calendar date" in p for p in problems
+    )
 
 
 def test_unknown_and_missing_columns(data: Path) -> None:
@@ -72,16 +80,19 @@ def test_unknown_and_missing_columns(data: Path) -> None:
 def test_duplicate_ids_point_at_the_first(data: Path) -> None:
     with open(data / "institutions.csv", "a", encoding="utf-8") as fh:
         fh.write("lab-alpha,Doublon,,,,,,,,https://example.org/x\n")
-    assert read(data) == ['data/institutions.csv:4: column "id": "lab-alpha" is already used '
-                          "by data/labs.csv:2"]
+    assert read(data) == [
+        'data/institutions.csv:4: column "id": "lab-alpha" is already used by data/labs.csv:2'
+    ]
 
 
 def test_dangling_and_mistyped_references(data: Path) -> None:
     edit(data / "labs.csv", "inst-one;inst-two", "inst-one;inst-nowhere")
     edit(data / "projects.csv", ",lab-alpha,", ",proj-x,")
     problems = read(data)
-    assert 'data/labs.csv:3: column "hosts": "inst-nowhere" does not exist in institutions.csv' \
+    assert (
+        'data/labs.csv:3: column "hosts": "inst-nowhere" does not exist in institutions.csv'
         in problems
+    )
     assert any(p.startswith('data/projects.csv:2: column "carried_by": "proj-x"') for p in problems)
 
 
@@ -132,7 +143,9 @@ def test_unknown_record_file(data: Path) -> None:
 
 def test_bad_id_and_siren(data: Path) -> None:
     edit(data / "labs.csv", "lab-beta,", "Lab Beta,")
-    edit(data / "institutions.csv", "https://one.example.org,,", "https://one.example.org,123456789,")
+    edit(
+        data / "institutions.csv", "https://one.example.org,,", "https://one.example.org,123456789,"
+    )
     problems = read(data)
     assert any('data/labs.csv:3: column "id": "Lab Beta" is not a valid id' in p for p in problems)
     assert any('column "siren": "123456789" is not a SIREN number' in p for p in problems)

@@ -36,8 +36,9 @@ from conftest import REPO, repo_settings, server_log, start_server, stop_server
 
 MINI = REPO / "tests" / "fixtures" / "mini"
 SWAPS = 10
-COUNT_LABS = ("PREFIX lg: <https://w3id.org/labgraph/def/> "
-              "SELECT (COUNT(?l) AS ?n) WHERE { ?l a lg:Lab }")
+COUNT_LABS = (
+    "PREFIX lg: <https://w3id.org/labgraph/def/> SELECT (COUNT(?l) AS ?n) WHERE { ?l a lg:Lab }"
+)
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import load  # noqa: E402  (benchmarks/load.py: the same clients as the load test)
@@ -57,8 +58,9 @@ class Records:
 
     def release(self, *, switch: bool = True) -> Release:
         with open(self.data / "labs.csv", "a", encoding="utf-8") as fh:
-            fh.write(f"lab-gen-{self.labs},Lab généré {self.labs},,inst-one,prefecture,84,,,,,,"
-                     "doc-one\n")
+            fh.write(
+                f"lab-gen-{self.labs},Lab généré {self.labs},,inst-one,prefecture,84,,,,,,doc-one\n"
+            )
         self.labs += 1
         outcome = build(self.settings, switch=switch)
         assert outcome.ok and outcome.release is not None, outcome.problems
@@ -79,8 +81,12 @@ def _serving(url: str) -> str:
 
 
 def _labs(url: str) -> int:
-    response = httpx.get(url + "/sparql", params={"query": COUNT_LABS}, timeout=30,
-                         headers={"Accept": "application/sparql-results+json"})
+    response = httpx.get(
+        url + "/sparql",
+        params={"query": COUNT_LABS},
+        timeout=30,
+        headers={"Accept": "application/sparql-results+json"},
+    )
     assert response.status_code == 200, response.text
     return int(response.json()["results"]["bindings"][0]["n"]["value"])
 
@@ -100,8 +106,10 @@ def _point_current(releases: Path, name: str) -> None:
 
 # -- in process: the runtime itself -----------------------------------------------------------
 
+
 def test_requests_in_flight_finish_on_their_release_and_its_workers_stop_after(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     records = Records(tmp_path)
     first = records.release()
 
@@ -132,8 +140,7 @@ def test_requests_in_flight_finish_on_their_release_and_its_workers_stop_after(
     asyncio.run(scenario())
 
 
-DAMAGES = ("no-manifest", "truncated", "same-size-corruption", "dangling",
-           "no-graph-in-manifest")
+DAMAGES = ("no-manifest", "truncated", "same-size-corruption", "dangling", "no-graph-in-manifest")
 
 
 def _damage(spare: Release, releases: Path, damage: str) -> None:
@@ -154,8 +161,7 @@ def _damage(spare: Release, releases: Path, damage: str) -> None:
         (broken / "manifest.json").write_text(manifest.replace('"labgraph.nq"', '"other.nq"'))
 
 
-def test_a_broken_release_is_never_loaded(tmp_path: Path,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_release_is_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     records = Records(tmp_path)
     good = records.release()
     spare = records.release(switch=False)
@@ -173,8 +179,9 @@ def test_a_broken_release_is_never_loaded(tmp_path: Path,
                     assert not await runtime.reload()
                     assert not await runtime.reload()  # polled again: logged once, not each time
                 assert runtime.current is not None and runtime.current.id == good.id
-                refusals = [r.getMessage() for r in caplog.records
-                            if "not loading" in r.getMessage()]
+                refusals = [
+                    r.getMessage() for r in caplog.records if "not loading" in r.getMessage()
+                ]
                 assert len(refusals) == 1, (damage, refusals)
                 assert damage in refusals[0]
                 assert runtime.stats.reload_failures == count
@@ -198,6 +205,7 @@ def test_a_broken_release_is_never_loaded(tmp_path: Path,
 
 # -- a real server ------------------------------------------------------------------------------
 
+
 def _server_env(**extra: str) -> dict[str, str]:
     return {"LABGRAPH_RATE_LIMIT": "0", "LABGRAPH_ACCESS_LOG": "off", **extra}
 
@@ -213,10 +221,25 @@ def _append_lab(data: Path, lab: str) -> None:
 
 def _cli_build(settings: Settings) -> None:
     built = subprocess.run(
-        [sys.executable, "-m", "labgraph.cli", "build", "--data", str(settings.data_dir),
-         "--releases", str(settings.releases_dir), "--ontology", str(settings.ontology),
-         "--shapes", str(settings.shapes)], cwd=REPO, capture_output=True, text=True,
-        timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "labgraph.cli",
+            "build",
+            "--data",
+            str(settings.data_dir),
+            "--releases",
+            str(settings.releases_dir),
+            "--ontology",
+            str(settings.ontology),
+            "--shapes",
+            str(settings.shapes),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert built.returncode == 0, built.stderr
 
 
@@ -225,15 +248,28 @@ def test_ten_releases_swap_under_load_without_a_failed_request(tmp_path: Path) -
     records = Records(tmp_path)
     first = records.release()
     waiting = [records.release(switch=False) for _ in range(SWAPS - 1)]
-    proc, url = start_server(["--releases", str(records.releases), "--data", str(records.data)],
-                             env=_server_env(LABGRAPH_RELOAD_INTERVAL="0.2"))
+    proc, url = start_server(
+        ["--releases", str(records.releases), "--data", str(records.data)],
+        env=_server_env(LABGRAPH_RELOAD_INTERVAL="0.2"),
+    )
     done = threading.Event()
     figures: list[load.Figures] = []
     try:
         baseline_processes = _processes(proc.pid)
-        loader = threading.Thread(target=lambda: figures.append(asyncio.run(load.run_load(
-            url, clients=2, duration=300, max_requests=200_000, pid=proc.pid,
-            until=done.is_set))))
+        loader = threading.Thread(
+            target=lambda: figures.append(
+                asyncio.run(
+                    load.run_load(
+                        url,
+                        clients=2,
+                        duration=300,
+                        max_requests=200_000,
+                        pid=proc.pid,
+                        until=done.is_set,
+                    )
+                )
+            )
+        )
         loader.start()
         etags = [httpx.get(url + "/doc/lab/lab-alpha.ttl").headers["etag"]]
         seen = [first.id]
@@ -273,8 +309,10 @@ def test_sighup_reloads_and_a_broken_release_is_refused_with_a_reason(tmp_path: 
     truncated = _copy_release(spare, records.releases, "truncated")
     (truncated / "labgraph.nq").write_bytes(b"")
     (_copy_release(spare, records.releases, "no-manifest") / "manifest.json").unlink()
-    proc, url = start_server(["--releases", str(records.releases), "--data", str(records.data)],
-                             env=_server_env(LABGRAPH_RELOAD_INTERVAL="0"))  # SIGHUP only
+    proc, url = start_server(
+        ["--releases", str(records.releases), "--data", str(records.data)],
+        env=_server_env(LABGRAPH_RELOAD_INTERVAL="0"),
+    )  # SIGHUP only
 
     def failures() -> float:
         text = httpx.get(url + "/metrics").text
@@ -299,5 +337,3 @@ def test_sighup_reloads_and_a_broken_release_is_refused_with_a_reason(tmp_path: 
     log = server_log(proc)
     assert re.search(r"not loading .*no-manifest.*no manifest\.json", log), log
     assert re.search(r"not loading .*truncated.*labgraph\.nq has 0 bytes", log), log
-
-

@@ -10,8 +10,14 @@ import httpx
 
 from conftest import server_log, start_server, stop_server
 
-PATHS = ("/doc/lab/ti-lab.ttl", "/doc/lab/ti-lab.jsonld", "/doc/institution/ditp.html",
-         "/catalog.ttl", "/dumps/labs.nt", "/context.jsonld")
+PATHS = (
+    "/doc/lab/ti-lab.ttl",
+    "/doc/lab/ti-lab.jsonld",
+    "/doc/institution/ditp.html",
+    "/catalog.ttl",
+    "/dumps/labs.nt",
+    "/context.jsonld",
+)
 
 
 def test_two_replicas_serve_the_same_bytes_and_etags(serve_args: list[str]) -> None:
@@ -43,8 +49,10 @@ def test_workers_share_one_store(serve_args: list[str]) -> None:
         etags = {httpx.get(url + "/doc/lab/ti-lab.ttl").headers["etag"] for _ in range(20)}
         assert len(etags) == 1
         query = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
-        counts = {httpx.get(url + "/sparql", params={"query": query},
-                            headers={"Accept": "text/csv"}).text for _ in range(10)}
+        counts = {
+            httpx.get(url + "/sparql", params={"query": query}, headers={"Accept": "text/csv"}).text
+            for _ in range(10)
+        }
         assert len(counts) == 1
         # Each worker serves current itself, never a fallback after failing to load it.
         assert "not loading" not in server_log(proc), server_log(proc)

@@ -23,8 +23,18 @@ def test_every_setting_has_help_text() -> None:
 def test_the_limits_section_lists_each_default_limit() -> None:
     text = DEPLOY.read_text(encoding="utf-8")
     section = text.split("## Limits of a public deployment", 1)[1].split("\n## ", 1)[0]
-    for name in ("query_timeout", "max_concurrent_queries", "queue_wait", "rate_limit",
-                 "rate_burst", "max_query_bytes", "max_url_bytes", "max_result_bytes",
-                 "client_timeout", "keep_alive_timeout", "max_connections",
-                 "max_connections_per_client"):
+    for name in (
+        "query_timeout",
+        "max_concurrent_queries",
+        "queue_wait",
+        "rate_limit",
+        "rate_burst",
+        "max_query_bytes",
+        "max_url_bytes",
+        "max_result_bytes",
+        "client_timeout",
+        "keep_alive_timeout",
+        "max_connections",
+        "max_connections_per_client",
+    ):
         assert f"`{name}`" in section, name

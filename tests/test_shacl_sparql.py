@@ -25,8 +25,7 @@ N = ox.NamedNode
 
 def mini() -> Mapped:
     schemes = load_schemes(REPO / "ontology" / "labgraph.ttl")
-    recs = read(REPO / "tests" / "fixtures" / "mini",
-                {k: frozenset(v) for k, v in schemes.items()})
+    recs = read(REPO / "tests" / "fixtures" / "mini", {k: frozenset(v) for k, v in schemes.items()})
     assert not recs.problems
     return map_records(recs.records, Minter(BASE), schemes)
 
@@ -39,8 +38,9 @@ def p(curie: str) -> ox.NamedNode:
     return N(expand(curie))
 
 
-def with_triples(mapped: Mapped, remove: Callable[[ox.Triple], bool],
-                 add: list[ox.Triple]) -> Mapped:
+def with_triples(
+    mapped: Mapped, remove: Callable[[ox.Triple], bool], add: list[ox.Triple]
+) -> Mapped:
     triples = {t for t in read_triples(mapped.nt) if not remove(t)} | set(add)
     subjects: dict[str, Origin] = dict(mapped.subjects)
     for t in add:  # new subjects are traced to a record of the same type when there is one
@@ -49,8 +49,11 @@ def with_triples(mapped: Mapped, remove: Callable[[ox.Triple], bool],
     return graph_of(triples, subjects)
 
 
-ALPHA, EDITION, PROJ = thing("lab", "lab-alpha"), thing("event", "edition-s-1"), \
-    thing("project", "proj-x")
+ALPHA, EDITION, PROJ = (
+    thing("lab", "lab-alpha"),
+    thing("event", "edition-s-1"),
+    thing("project", "proj-x"),
+)
 
 
 def _is(s: ox.NamedNode, pred: str) -> Callable[[ox.Triple], bool]:
@@ -59,33 +62,67 @@ def _is(s: ox.NamedNode, pred: str) -> Callable[[ox.Triple], bool]:
 
 MUTATIONS: dict[str, tuple[Callable[[ox.Triple], bool], list[ox.Triple]]] = {
     "label-missing": (_is(ALPHA, "rdfs:label"), []),
-    "label-twice": (lambda t: False, [ox.Triple(ALPHA, p("rdfs:label"),
-                                                ox.Literal("Autre", language="fr"))]),
-    "label-without-language": (_is(ALPHA, "rdfs:label"),
-                               [ox.Triple(ALPHA, p("rdfs:label"), ox.Literal("Lab Alpha"))]),
-    "year-as-integer": (_is(ALPHA, "schema:foundingDate"), [ox.Triple(
-        ALPHA, p("schema:foundingDate"), ox.Literal("2016", datatype=N(XSD + "integer")))]),
-    "ill-typed-year": (_is(ALPHA, "schema:foundingDate"), [ox.Triple(
-        ALPHA, p("schema:foundingDate"), ox.Literal("20x6", datatype=N(XSD + "gYear")))]),
-    "region-not-insee": (_is(ALPHA, "dct:spatial"),
-                         [ox.Triple(ALPHA, p("dct:spatial"), N("http://example.org/region/84"))]),
+    "label-twice": (
+        lambda t: False,
+        [ox.Triple(ALPHA, p("rdfs:label"), ox.Literal("Autre", language="fr"))],
+    ),
+    "label-without-language": (
+        _is(ALPHA, "rdfs:label"),
+        [ox.Triple(ALPHA, p("rdfs:label"), ox.Literal("Lab Alpha"))],
+    ),
+    "year-as-integer": (
+        _is(ALPHA, "schema:foundingDate"),
+        [
+            ox.Triple(
+                ALPHA, p("schema:foundingDate"), ox.Literal("2016", datatype=N(XSD + "integer"))
+            )
+        ],
+    ),
+    "ill-typed-year": (
+        _is(ALPHA, "schema:foundingDate"),
+        [ox.Triple(ALPHA, p("schema:foundingDate"), ox.Literal("20x6", datatype=N(XSD + "gYear")))],
+    ),
+    "region-not-insee": (
+        _is(ALPHA, "dct:spatial"),
+        [ox.Triple(ALPHA, p("dct:spatial"), N("http://example.org/region/84"))],
+    ),
     "host-not-an-institution": (lambda t: False, [ox.Triple(ALPHA, p("org:unitOf"), PROJ)]),
-    "kind-from-wrong-scheme": (_is(ALPHA, "org:classification"), [ox.Triple(
-        ALPHA, p("org:classification"), N(expand("skill:facilitation")))]),
-    "homepage-as-literal": (_is(ALPHA, "foaf:homepage"), [ox.Triple(
-        ALPHA, p("foaf:homepage"), ox.Literal("https://alpha.example.org"))]),
-    "edition-zero": (_is(EDITION, "lg:edition"), [ox.Triple(
-        EDITION, p("lg:edition"), ox.Literal("0", datatype=N(XSD + "integer")))]),
-    "ends-before-start": (_is(EDITION, "schema:endDate"), [ox.Triple(
-        EDITION, p("schema:endDate"), ox.Literal("2022-10-01", datatype=N(XSD + "date")))]),
-    "start-as-string": (_is(EDITION, "schema:startDate"), [ox.Triple(
-        EDITION, p("schema:startDate"), ox.Literal("2022"))]),
+    "kind-from-wrong-scheme": (
+        _is(ALPHA, "org:classification"),
+        [ox.Triple(ALPHA, p("org:classification"), N(expand("skill:facilitation")))],
+    ),
+    "homepage-as-literal": (
+        _is(ALPHA, "foaf:homepage"),
+        [ox.Triple(ALPHA, p("foaf:homepage"), ox.Literal("https://alpha.example.org"))],
+    ),
+    "edition-zero": (
+        _is(EDITION, "lg:edition"),
+        [ox.Triple(EDITION, p("lg:edition"), ox.Literal("0", datatype=N(XSD + "integer")))],
+    ),
+    "ends-before-start": (
+        _is(EDITION, "schema:endDate"),
+        [
+            ox.Triple(
+                EDITION, p("schema:endDate"), ox.Literal("2022-10-01", datatype=N(XSD + "date"))
+            )
+        ],
+    ),
+    "start-as-string": (
+        _is(EDITION, "schema:startDate"),
+        [ox.Triple(EDITION, p("schema:startDate"), ox.Literal("2022"))],
+    ),
     "project-without-source": (_is(PROJ, "prov:wasDerivedFrom"), []),
-    "partner-as-literal": (lambda t: False, [ox.Triple(PROJ, p("lg:partner"),
-                                                       ox.Literal("inst-two"))]),
-    "bad-id-in-iri": (lambda t: False, [
-        ox.Triple(N(f"{BASE}/id/lab/Bad_Id"), p("rdf:type"), p("lg:Lab")),
-        ox.Triple(N(f"{BASE}/id/lab/Bad_Id"), p("rdfs:label"), ox.Literal("X", language="fr"))]),
+    "partner-as-literal": (
+        lambda t: False,
+        [ox.Triple(PROJ, p("lg:partner"), ox.Literal("inst-two"))],
+    ),
+    "bad-id-in-iri": (
+        lambda t: False,
+        [
+            ox.Triple(N(f"{BASE}/id/lab/Bad_Id"), p("rdf:type"), p("lg:Lab")),
+            ox.Triple(N(f"{BASE}/id/lab/Bad_Id"), p("rdfs:label"), ox.Literal("X", language="fr")),
+        ],
+    ),
 }
 
 
@@ -117,8 +154,12 @@ def test_ill_typed_literals_violate_datatype_as_the_spec_says() -> None:
     remove, add = MUTATIONS["ill-typed-year"]
     mutated = with_triples(mini(), remove, add)
     found = signature(mutated, "sparql")
-    assert (ALPHA.value, expand("schema:foundingDate"), "DatatypeConstraintComponent",
-            "20x6") in found
+    assert (
+        ALPHA.value,
+        expand("schema:foundingDate"),
+        "DatatypeConstraintComponent",
+        "20x6",
+    ) in found
     assert signature(mutated, "pyshacl") <= found
 
 
@@ -131,21 +172,25 @@ def test_pyshacl_focus_mode_misses_nested_violations() -> None:
     mutated = with_triples(mini(), remove, add)
     graph = rdflib.Graph().parse(source=str(mutated.nt), format="nt")
     whole = shacl_validate(graph, shacl_graph=str(SHAPES))[0]
-    focused = shacl_validate(graph, shacl_graph=str(SHAPES),
-                             focus_nodes=[rdflib.URIRef(ALPHA.value)])[0]
+    focused = shacl_validate(
+        graph, shacl_graph=str(SHAPES), focus_nodes=[rdflib.URIRef(ALPHA.value)]
+    )[0]
     assert whole is False
     assert focused is True  # if pyshacl fixes this, focus mode may be reconsidered
 
 
 def test_unknown_shacl_features_are_refused(tmp_path: Path) -> None:
     shapes = tmp_path / "shapes.ttl"
-    shapes.write_text("""
+    shapes.write_text(
+        """
         @prefix sh: <http://www.w3.org/ns/shacl#> .
         @prefix ex: <http://example.org/> .
         ex:S a sh:NodeShape ; sh:targetClass ex:C ;
            sh:property [ sh:path ex:p ; sh:qualifiedValueShape [ sh:class ex:D ] ;
                          sh:qualifiedMinCount 1 ] .
-    """, encoding="utf-8")
+    """,
+        encoding="utf-8",
+    )
     with pytest.raises(Unsupported):
         compile_shapes(shapes)
 

@@ -21,10 +21,12 @@ def test_lab_uri_redirects_to_its_turtle_document(client: httpx.Client) -> None:
 
 
 def test_sparql_counts_the_labs(client: httpx.Client) -> None:
-    query = ("PREFIX lg: <https://w3id.org/labgraph/def/> "
-             "SELECT (COUNT(?l) AS ?n) WHERE { ?l a lg:Lab }")
-    response = client.get("/sparql", params={"query": query},
-                          headers={"Accept": "application/sparql-results+json"})
+    query = (
+        "PREFIX lg: <https://w3id.org/labgraph/def/> SELECT (COUNT(?l) AS ?n) WHERE { ?l a lg:Lab }"
+    )
+    response = client.get(
+        "/sparql", params={"query": query}, headers={"Accept": "application/sparql-results+json"}
+    )
     assert response.status_code == 200
     n = int(response.json()["results"]["bindings"][0]["n"]["value"])
     assert n >= 18

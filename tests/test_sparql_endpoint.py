@@ -41,11 +41,20 @@ LABS = f"SELECT (COUNT(?l) AS ?n) WHERE {{ ?l a <{LG}def/Lab> }}"
 CONSTRUCT = f"CONSTRUCT {{ <{TI_LAB}> ?p ?o }} WHERE {{ <{TI_LAB}> ?p ?o }}"
 DESCRIBE = f"DESCRIBE <{TI_LAB}>"
 
-RESULT_TYPES = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml",
-                "csv": "text/csv", "tsv": "text/tab-separated-values"}
-GRAPH_TYPES = {"text/turtle": "turtle", "application/ld+json": "json-ld",
-               "application/rdf+xml": "xml", "application/n-triples": "nt",
-               "application/n-quads": "nquads", "application/trig": "trig"}
+RESULT_TYPES = {
+    "json": "application/sparql-results+json",
+    "xml": "application/sparql-results+xml",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+}
+GRAPH_TYPES = {
+    "text/turtle": "turtle",
+    "application/ld+json": "json-ld",
+    "application/rdf+xml": "xml",
+    "application/n-triples": "nt",
+    "application/n-quads": "nquads",
+    "application/trig": "trig",
+}
 
 
 def media_type(response: httpx.Response) -> str:
@@ -59,8 +68,9 @@ def subjects_of(response: httpx.Response) -> list[str]:
         return [b["s"]["value"] for b in response.json()["results"]["bindings"]]
     if kind == RESULT_TYPES["xml"]:
         root = ElementTree.fromstring(response.content)
-        return [r.findtext(f"{SRX}binding[@name='s']/{SRX}uri", "")
-                for r in root.iter(f"{SRX}result")]
+        return [
+            r.findtext(f"{SRX}binding[@name='s']/{SRX}uri", "") for r in root.iter(f"{SRX}result")
+        ]
     if kind == RESULT_TYPES["csv"]:
         rows = list(csv.DictReader(io.StringIO(response.text)))
         return [r["s"] for r in rows]
@@ -84,15 +94,19 @@ def parse_graph(response: httpx.Response) -> rdflib.Graph:
 
 
 #: Caps small enough to be reached with small requests (``small``, ``capped``).
-CAPS = {"LABGRAPH_MAX_QUERY_BYTES": str(MAX_QUERY), "LABGRAPH_MAX_RESULT_BYTES": str(MAX_RESULT),
-        "LABGRAPH_MAX_URL_BYTES": "16384"}
+CAPS = {
+    "LABGRAPH_MAX_QUERY_BYTES": str(MAX_QUERY),
+    "LABGRAPH_MAX_RESULT_BYTES": str(MAX_RESULT),
+    "LABGRAPH_MAX_URL_BYTES": "16384",
+}
 #: Settings for a test server that takes many requests from one address: no per-client rate
 #: limit (it exists to stop exactly that) and no JSON access log.
 UNTHROTTLED = {"LABGRAPH_RATE_LIMIT": "0", "LABGRAPH_ACCESS_LOG": "off"}
 
 
-def start_quiet(args: list[str], *, env: dict[str, str] | None = None
-                ) -> tuple[subprocess.Popen[bytes], str]:
+def start_quiet(
+    args: list[str], *, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``start_server`` for a server that will take many requests from this one address."""
     return start_server(args, env={**UNTHROTTLED, **(env or {})})
 
@@ -154,6 +168,7 @@ def assert_never_connected(sock: socket.socket) -> None:
 
 # --- request forms -------------------------------------------------------------------------
 
+
 def test_get(client: httpx.Client) -> None:
     response = client.get("/sparql", params={"query": LABS})
     assert response.status_code == 200
@@ -161,25 +176,32 @@ def test_get(client: httpx.Client) -> None:
     assert int(response.json()["results"]["bindings"][0]["n"]["value"]) >= 18
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/x-www-form-urlencoded",
-    "application/x-www-form-urlencoded; charset=UTF-8",
-    "Application/X-WWW-Form-Urlencoded;charset=utf-8",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "Application/X-WWW-Form-Urlencoded;charset=utf-8",
+    ],
+)
 def test_post_form(client: httpx.Client, content_type: str) -> None:
-    response = client.post("/sparql", content=urlencode({"query": LABS}),
-                           headers={"Content-Type": content_type})
+    response = client.post(
+        "/sparql", content=urlencode({"query": LABS}), headers={"Content-Type": content_type}
+    )
     assert response.status_code == 200, response.text
     assert int(response.json()["results"]["bindings"][0]["n"]["value"]) >= 18
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/sparql-query", "application/sparql-query; charset=utf-8",
-    'application/sparql-query;charset="UTF-8"',
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/sparql-query",
+        "application/sparql-query; charset=utf-8",
+        'application/sparql-query;charset="UTF-8"',
+    ],
+)
 def test_post_direct(client: httpx.Client, content_type: str) -> None:
-    response = client.post("/sparql", content=LABS.encode(),
-                           headers={"Content-Type": content_type})
+    response = client.post("/sparql", content=LABS.encode(), headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     assert int(response.json()["results"]["bindings"][0]["n"]["value"]) >= 18
@@ -210,30 +232,66 @@ def test_head_has_the_get_headers_and_no_body(client: httpx.Client) -> None:
 
 def test_get_is_revalidated_with_its_etag(client: httpx.Client) -> None:
     first = client.get("/sparql", params={"query": LABS})
-    again = client.get("/sparql", params={"query": LABS},
-                       headers={"If-None-Match": first.headers["etag"]})
+    again = client.get(
+        "/sparql", params={"query": LABS}, headers={"If-None-Match": first.headers["etag"]}
+    )
     assert again.status_code == 304
-    other = client.get("/sparql", params={"query": LABS}, headers={
-        "If-None-Match": first.headers["etag"], "Accept": "text/csv"})
+    other = client.get(
+        "/sparql",
+        params={"query": LABS},
+        headers={"If-None-Match": first.headers["etag"], "Accept": "text/csv"},
+    )
     assert other.status_code == 200, "another format is another representation"
 
 
-@pytest.mark.parametrize(("method", "kwargs", "status"), [
-    ("PUT", {"content": b"ASK {}", "headers": {"Content-Type": "application/sparql-query"}}, 405),
-    ("DELETE", {}, 405),
-    ("POST", {"content": b"ASK {}", "headers": {"Content-Type": "text/plain"}}, 415),
-    ("POST", {"content": b"query=ASK+%7B%7D"}, 415),
-    ("POST", {"content": "ASK {}".encode("utf-16"),
-              "headers": {"Content-Type": "application/sparql-query; charset=UTF-16"}}, 415),
-    ("POST", {"content": b"ASK { ?s ?p '\xff' }",
-              "headers": {"Content-Type": "application/sparql-query"}}, 400),
-    ("POST", {"content": b"query=%FF", "headers": {
-        "Content-Type": "application/x-www-form-urlencoded"}}, 400),
-    ("POST", {"content": b"nothing=here", "headers": {
-        "Content-Type": "application/x-www-form-urlencoded"}}, 400),
-])
+@pytest.mark.parametrize(
+    ("method", "kwargs", "status"),
+    [
+        (
+            "PUT",
+            {"content": b"ASK {}", "headers": {"Content-Type": "application/sparql-query"}},
+            405,
+        ),
+        ("DELETE", {}, 405),
+        ("POST", {"content": b"ASK {}", "headers": {"Content-Type": "text/plain"}}, 415),
+        ("POST", {"content": b"query=ASK+%7B%7D"}, 415),
+        (
+            "POST",
+            {
+                "content": "ASK {}".encode("utf-16"),
+                "headers": {"Content-Type": "application/sparql-query; charset=UTF-16"},
+            },
+            415,
+        ),
+        (
+            "POST",
+            {
+                "content": b"ASK { ?s ?p '\xff' }",
+                "headers": {"Content-Type": "application/sparql-query"},
+            },
+            400,
+        ),
+        (
+            "POST",
+            {
+                "content": b"query=%FF",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            400,
+        ),
+        (
+            "POST",
+            {
+                "content": b"nothing=here",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            400,
+        ),
+    ],
+)
 def test_malformed_requests_are_refused_with_a_reason(
-        client: httpx.Client, method: str, kwargs: dict, status: int) -> None:
+    client: httpx.Client, method: str, kwargs: dict, status: int
+) -> None:
     response = client.request(method, "/sparql", **kwargs)
     assert response.status_code == status, response.text
     assert response.text.strip()
@@ -246,6 +304,7 @@ def test_two_queries_are_a_400(client: httpx.Client) -> None:
 
 
 # --- dataset (embedded only: a remote store serves a release, never a --dataset file) -----
+
 
 def _subjects(small: str, query: str, **params: object) -> set[str]:
     response = httpx.get(small + "/sparql", params={"query": query, **params}, timeout=30)
@@ -273,31 +332,41 @@ def test_protocol_dataset_overrides_from(small: str) -> None:
 
 
 def test_dataset_parameters_in_a_form_post(small: str) -> None:
-    response = httpx.post(small + "/sparql", data={
-        "query": "SELECT ?s WHERE { ?s ?p ?o }", "default-graph-uri": G2}, timeout=30)
+    response = httpx.post(
+        small + "/sparql",
+        data={"query": "SELECT ?s WHERE { ?s ?p ?o }", "default-graph-uri": G2},
+        timeout=30,
+    )
     assert response.status_code == 200
     assert [b["s"]["value"] for b in response.json()["results"]["bindings"]] == [EX + "b"]
 
 
 def test_a_graph_name_must_be_an_iri(small: str) -> None:
-    response = httpx.get(small + "/sparql", params={
-        "query": "ASK {}", "default-graph-uri": "not an iri"}, timeout=30)
+    response = httpx.get(
+        small + "/sparql", params={"query": "ASK {}", "default-graph-uri": "not an iri"}, timeout=30
+    )
     assert response.status_code == 400
     assert "not an absolute IRI" in response.text
 
 
 def test_relative_iris_resolve_against_the_endpoint(small: str) -> None:
-    response = httpx.get(small + "/sparql", params={"query": "CONSTRUCT { <s> <p> 1 } {}"},
-                         headers={"Accept": "application/n-triples"}, timeout=30)
+    response = httpx.get(
+        small + "/sparql",
+        params={"query": "CONSTRUCT { <s> <p> 1 } {}"},
+        headers={"Accept": "application/n-triples"},
+        timeout=30,
+    )
     assert response.status_code == 200
     assert response.text.startswith(f"<{small}/s> <{small}/p> ")
 
 
 def test_a_graph_the_client_names_is_empty_never_the_pointer_or_a_release(
-        client: httpx.Client, releases_dir: Path) -> None:
+    client: httpx.Client, releases_dir: Path
+) -> None:
     """The release is the default graph and the only graph with triples, on either store: a
     remote store also holds the pointer graph and release graphs, under names a client can give.
     """
+
     def count(**params: str) -> int:
         response = client.get("/sparql", params=params, headers={"Accept": "text/csv"})
         assert response.status_code == 200, response.text
@@ -310,17 +379,24 @@ def test_a_graph_the_client_names_is_empty_never_the_pointer_or_a_release(
         assert count(query=every, **{"default-graph-uri": graph}) == 0, graph
         assert count(query=f"SELECT (COUNT(*) AS ?n) FROM <{graph}> {{ ?s ?p ?o }}") == 0, graph
         assert count(query=f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}") == 0
-        assert count(query="SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }",
-                     **{"named-graph-uri": EX + "nowhere"}) == 0
+        assert (
+            count(
+                query="SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }",
+                **{"named-graph-uri": EX + "nowhere"},
+            )
+            == 0
+        )
 
 
 # --- result formats ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", RESULT_TYPES)
 def test_select_in_every_results_format(client: httpx.Client, name: str) -> None:
     reference = subjects_of(client.get("/sparql", params={"query": SELECT}))
-    response = client.get("/sparql", params={"query": SELECT},
-                          headers={"Accept": RESULT_TYPES[name]})
+    response = client.get(
+        "/sparql", params={"query": SELECT}, headers={"Accept": RESULT_TYPES[name]}
+    )
     assert response.status_code == 200
     assert media_type(response) == RESULT_TYPES[name]
     assert "Accept" in response.headers["vary"]
@@ -329,8 +405,11 @@ def test_select_in_every_results_format(client: httpx.Client, name: str) -> None
 
 @pytest.mark.parametrize(("name", "value"), [("json", "true"), ("xml", "true")])
 def test_ask_as_json_and_xml(client: httpx.Client, name: str, value: str) -> None:
-    response = client.get("/sparql", params={"query": f"ASK {{ <{TI_LAB}> ?p ?o }}"},
-                          headers={"Accept": RESULT_TYPES[name]})
+    response = client.get(
+        "/sparql",
+        params={"query": f"ASK {{ <{TI_LAB}> ?p ?o }}"},
+        headers={"Accept": RESULT_TYPES[name]},
+    )
     assert response.status_code == 200
     assert media_type(response) == RESULT_TYPES[name]
     if name == "json":
@@ -344,16 +423,18 @@ def test_ask_has_no_csv_form_so_csv_alone_is_a_406(client: httpx.Client) -> None
     response = client.get("/sparql", params={"query": "ASK {}"}, headers={"Accept": "text/csv"})
     assert response.status_code == 406
     assert RESULT_TYPES["json"] in response.text and RESULT_TYPES["xml"] in response.text
-    lenient = client.get("/sparql", params={"query": "ASK {}"},
-                         headers={"Accept": "text/csv, */*;q=0.1"})
+    lenient = client.get(
+        "/sparql", params={"query": "ASK {}"}, headers={"Accept": "text/csv, */*;q=0.1"}
+    )
     assert lenient.status_code == 200 and lenient.json()["boolean"] is True
 
 
 @pytest.mark.parametrize("query", [CONSTRUCT, DESCRIBE], ids=["construct", "describe"])
 @pytest.mark.parametrize("accept", GRAPH_TYPES)
 def test_graphs_in_every_rdf_format(client: httpx.Client, query: str, accept: str) -> None:
-    reference = parse_graph(client.get("/sparql", params={"query": query},
-                                       headers={"Accept": "application/n-triples"}))
+    reference = parse_graph(
+        client.get("/sparql", params={"query": query}, headers={"Accept": "application/n-triples"})
+    )
     assert len(reference) > 5
     response = client.get("/sparql", params={"query": query}, headers={"Accept": accept})
     assert response.status_code == 200
@@ -368,32 +449,43 @@ def test_graphs_default_to_turtle(client: httpx.Client, query: str) -> None:
         response = client.get("/sparql", params={"query": query}, headers=headers)
         assert response.status_code == 200
         assert media_type(response) == "text/turtle", accept
-    as_results = client.get("/sparql", params={"query": query},
-                            headers={"Accept": RESULT_TYPES["json"]})
+    as_results = client.get(
+        "/sparql", params={"query": query}, headers={"Accept": RESULT_TYPES["json"]}
+    )
     assert as_results.status_code == 406, "a graph is never labelled as SPARQL results"
     assert "text/turtle" in as_results.text
 
 
-@pytest.mark.parametrize(("accept", "expected"), [
-    ("text/csv;q=0.5, text/tab-separated-values", "tsv"),
-    ("text/csv;q=0.9, application/sparql-results+xml;q=0.8", "csv"),
-    ("application/sparql-results+json;q=0, */*;q=0.5", "xml"),
-    ("text/html;q=0.1, text/csv", "csv"),
-    ("application/json", "json"),
-])
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("text/csv;q=0.5, text/tab-separated-values", "tsv"),
+        ("text/csv;q=0.9, application/sparql-results+xml;q=0.8", "csv"),
+        ("application/sparql-results+json;q=0, */*;q=0.5", "xml"),
+        ("text/html;q=0.1, text/csv", "csv"),
+        ("application/json", "json"),
+    ],
+)
 def test_q_values_choose_the_format(client: httpx.Client, accept: str, expected: str) -> None:
     response = client.get("/sparql", params={"query": SELECT}, headers={"Accept": accept})
     assert response.status_code == 200
     assert media_type(response) == RESULT_TYPES[expected]
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("csv", "text/csv"), ("tsv", "text/tab-separated-values"),
-    ("xml", "application/sparql-results+xml")])
-def test_format_parameter_overrides_accept(client: httpx.Client, value: str,
-                                           expected: str) -> None:
-    response = client.get("/sparql", params={"query": SELECT, "format": value},
-                          headers={"Accept": "application/sparql-results+json"})
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("csv", "text/csv"),
+        ("tsv", "text/tab-separated-values"),
+        ("xml", "application/sparql-results+xml"),
+    ],
+)
+def test_format_parameter_overrides_accept(client: httpx.Client, value: str, expected: str) -> None:
+    response = client.get(
+        "/sparql",
+        params={"query": SELECT, "format": value},
+        headers={"Accept": "application/sparql-results+json"},
+    )
     assert response.status_code == 200
     assert media_type(response) == expected
 
@@ -410,8 +502,9 @@ def test_no_acceptable_format_is_a_406_listing_the_offers(client: httpx.Client) 
 
 
 def test_a_malformed_accept_header_is_a_400(client: httpx.Client) -> None:
-    response = client.get("/sparql", params={"query": SELECT},
-                          headers={"Accept": "text/csv;q=lots"})
+    response = client.get(
+        "/sparql", params={"query": SELECT}, headers={"Accept": "text/csv;q=lots"}
+    )
     assert response.status_code == 400
     assert "Accept" in response.text
 
@@ -438,22 +531,45 @@ def test_the_service_description(client: httpx.Client, server: str) -> None:
 UPDATE = "INSERT DATA { <http://example.org/s> <http://example.org/p> 1 }"
 
 
-@pytest.mark.parametrize(("method", "kwargs"), [
-    ("GET", {"params": {"update": "CLEAR ALL"}}),
-    ("GET", {"params": {"query": UPDATE}}),
-    ("GET", {"params": {"query": "DROP ALL"}}),
-    ("POST", {"data": {"update": UPDATE}}),
-    ("POST", {"data": {"query": "CLEAR DEFAULT"}}),
-    ("POST", {"content": UPDATE.encode(),
-              "headers": {"Content-Type": "application/sparql-update"}}),
-    ("POST", {"content": UPDATE.encode(),
-              "headers": {"Content-Type": "application/sparql-query"}}),
-    ("POST", {"params": {"using-graph-uri": "http://example.org/g"}, "content": b"ASK {}",
-              "headers": {"Content-Type": "application/sparql-query"}}),
-], ids=["get-update", "get-query", "get-drop", "form-update", "form-query", "direct-update",
-        "direct-query", "using-graph-uri"])
-def test_update_is_refused_in_every_form(client: httpx.Client, method: str, kwargs: dict,
-                                         request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [
+        ("GET", {"params": {"update": "CLEAR ALL"}}),
+        ("GET", {"params": {"query": UPDATE}}),
+        ("GET", {"params": {"query": "DROP ALL"}}),
+        ("POST", {"data": {"update": UPDATE}}),
+        ("POST", {"data": {"query": "CLEAR DEFAULT"}}),
+        (
+            "POST",
+            {"content": UPDATE.encode(), "headers": {"Content-Type": "application/sparql-update"}},
+        ),
+        (
+            "POST",
+            {"content": UPDATE.encode(), "headers": {"Content-Type": "application/sparql-query"}},
+        ),
+        (
+            "POST",
+            {
+                "params": {"using-graph-uri": "http://example.org/g"},
+                "content": b"ASK {}",
+                "headers": {"Content-Type": "application/sparql-query"},
+            },
+        ),
+    ],
+    ids=[
+        "get-update",
+        "get-query",
+        "get-drop",
+        "form-update",
+        "form-query",
+        "direct-update",
+        "direct-query",
+        "using-graph-uri",
+    ],
+)
+def test_update_is_refused_in_every_form(
+    client: httpx.Client, method: str, kwargs: dict, request: pytest.FixtureRequest
+) -> None:
     response = client.request(method, "/sparql", **kwargs)
     assert response.status_code == 403, response.text
     assert "read-only" in response.text
@@ -463,7 +579,8 @@ def test_update_is_refused_in_every_form(client: httpx.Client, method: str, kwar
 
 
 def test_load_service_and_from_never_open_a_connection(
-        client: httpx.Client, listener: tuple[str, socket.socket]) -> None:
+    client: httpx.Client, listener: tuple[str, socket.socket]
+) -> None:
     url, sock = listener
     refused = {
         f"LOAD <{url}>": 403,
@@ -473,28 +590,42 @@ def test_load_service_and_from_never_open_a_connection(
         f"ASK {{ FILTER EXISTS {{ SERVICE <{url}> {{ ?s ?p ?o }} }} }}": 400,
     }
     for query, status in refused.items():
-        for response in (client.get("/sparql", params={"query": query}),
-                         client.post("/sparql", data={"query": query})):
+        for response in (
+            client.get("/sparql", params={"query": query}),
+            client.post("/sparql", data={"query": query}),
+        ):
             assert response.status_code == status, (query, response.text)
             assert "not allowed" in response.text
-    loaded = client.post("/sparql", content=f"LOAD <{url}>".encode(),
-                         headers={"Content-Type": "application/sparql-update"})
+    loaded = client.post(
+        "/sparql",
+        content=f"LOAD <{url}>".encode(),
+        headers={"Content-Type": "application/sparql-update"},
+    )
     assert loaded.status_code == 403
-    answered = [f"SELECT * FROM <{url}> WHERE {{ ?s ?p ?o }}",
-                f"SELECT * FROM NAMED <{url}> WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }}",
-                f"ASK {{ GRAPH <{url}> {{ ?s ?p ?o }} }}",
-                f"DESCRIBE <{url}>"]
+    answered = [
+        f"SELECT * FROM <{url}> WHERE {{ ?s ?p ?o }}",
+        f"SELECT * FROM NAMED <{url}> WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }}",
+        f"ASK {{ GRAPH <{url}> {{ ?s ?p ?o }} }}",
+        f"DESCRIBE <{url}>",
+    ]
     for query in answered:  # a graph IRI is a name in the store, never something to fetch
-        response = client.get("/sparql", params={"query": query, "default-graph-uri": url}
-                              if "FROM NAMED" in query else {"query": query})
+        response = client.get(
+            "/sparql",
+            params={"query": query, "default-graph-uri": url}
+            if "FROM NAMED" in query
+            else {"query": query},
+        )
         assert response.status_code == 200, response.text
-    response = client.get("/sparql", params={"query": "ASK { ?s ?p ?o }",
-                                             "default-graph-uri": url, "named-graph-uri": url})
+    response = client.get(
+        "/sparql",
+        params={"query": "ASK { ?s ?p ?o }", "default-graph-uri": url, "named-graph-uri": url},
+    )
     assert response.status_code == 200 and response.json()["boolean"] is False
     assert_never_connected(sock)
 
 
 # --- caps ----------------------------------------------------------------------------------
+
 
 def _padded(size: int) -> str:
     query = "ASK {}\n"
@@ -503,8 +634,12 @@ def _padded(size: int) -> str:
 
 def test_a_body_over_the_cap_is_a_413(capped: str) -> None:
     big = _padded(MAX_QUERY + 100).encode()
-    direct = httpx.post(capped + "/sparql", content=big,
-                        headers={"Content-Type": "application/sparql-query"}, timeout=30)
+    direct = httpx.post(
+        capped + "/sparql",
+        content=big,
+        headers={"Content-Type": "application/sparql-query"},
+        timeout=30,
+    )
     assert direct.status_code == 413
     assert str(MAX_QUERY) in direct.text
     form = httpx.post(capped + "/sparql", data={"query": big.decode()}, timeout=30)
@@ -516,15 +651,23 @@ def test_a_chunked_body_over_the_cap_is_a_413(capped: str) -> None:
         for _ in range(10):
             yield b"#" * 1000
 
-    response = httpx.post(capped + "/sparql", content=chunks(),
-                          headers={"Content-Type": "application/sparql-query"}, timeout=30)
+    response = httpx.post(
+        capped + "/sparql",
+        content=chunks(),
+        headers={"Content-Type": "application/sparql-query"},
+        timeout=30,
+    )
     assert response.status_code == 413
     assert str(MAX_QUERY) in response.text
 
 
 def test_a_query_over_the_cap_is_a_413_and_a_url_over_its_cap_a_414(capped: str) -> None:
-    assert httpx.get(capped + "/sparql", params={"query": _padded(MAX_QUERY - 200)},
-                     timeout=30).status_code == 200
+    assert (
+        httpx.get(
+            capped + "/sparql", params={"query": _padded(MAX_QUERY - 200)}, timeout=30
+        ).status_code
+        == 200
+    )
     response = httpx.get(capped + "/sparql", params={"query": _padded(MAX_QUERY + 1)}, timeout=30)
     assert response.status_code == 413
     assert str(MAX_QUERY) in response.text
@@ -532,8 +675,7 @@ def test_a_query_over_the_cap_is_a_413_and_a_url_over_its_cap_a_414(capped: str)
     assert too_long.status_code == 414
 
 
-@pytest.mark.parametrize("query", ["SELECT * WHERE { ?s ?p ?o }",
-                                   "CONSTRUCT WHERE { ?s ?p ?o }"])
+@pytest.mark.parametrize("query", ["SELECT * WHERE { ?s ?p ?o }", "CONSTRUCT WHERE { ?s ?p ?o }"])
 def test_a_result_over_the_cap_is_an_error_never_a_truncation(capped: str, query: str) -> None:
     response = httpx.get(capped + "/sparql", params={"query": query}, timeout=30)
     assert response.status_code == 422
@@ -544,6 +686,7 @@ def test_a_result_over_the_cap_is_an_error_never_a_truncation(capped: str, query
 
 
 def test_the_small_dataset_is_what_the_tests_assume(small: str) -> None:
-    response = httpx.get(small + "/sparql",
-                         params={"query": "SELECT (COUNT(*) AS ?n) {?s ?p ?o}"}, timeout=30)
+    response = httpx.get(
+        small + "/sparql", params={"query": "SELECT (COUNT(*) AS ?n) {?s ?p ?o}"}, timeout=30
+    )
     assert json.loads(response.content)["results"]["bindings"][0]["n"]["value"] == "100"

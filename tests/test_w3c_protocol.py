@@ -39,15 +39,23 @@ SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
 SRX = "{http://www.w3.org/2005/sparql-results#}"
 
 PROTOCOL = shared("conformance", "w3c-sparql11", "protocol", "manifest.ttl")
-SERVICE_DESCRIPTION = shared("conformance", "w3c-sparql11", "service-description",
-                             "manifest.ttl")
+SERVICE_DESCRIPTION = shared("conformance", "w3c-sparql11", "service-description", "manifest.ttl")
 
-TABULAR_TYPES = {"application/sparql-results+json", "application/sparql-results+xml",
-                 "text/csv", "text/tab-separated-values"}
+TABULAR_TYPES = {
+    "application/sparql-results+json",
+    "application/sparql-results+xml",
+    "text/csv",
+    "text/tab-separated-values",
+}
 BOOLEAN_TYPES = {"application/sparql-results+json", "application/sparql-results+xml"}
-RDF_TYPES = {"text/turtle": "turtle", "application/rdf+xml": "xml",
-             "application/n-triples": "nt", "application/ld+json": "json-ld",
-             "application/n-quads": "nquads", "application/trig": "trig"}
+RDF_TYPES = {
+    "text/turtle": "turtle",
+    "application/rdf+xml": "xml",
+    "application/n-triples": "nt",
+    "application/ld+json": "json-ld",
+    "application/n-quads": "nquads",
+    "application/trig": "trig",
+}
 
 
 @dataclass(frozen=True)
@@ -81,23 +89,31 @@ def _list(graph: rdflib.Graph, head: Node | None) -> list[Node]:
 
 
 def _step(graph: rdflib.Graph, request: Node) -> Step:
-    headers = {str(graph.value(h, HT.fieldName)): str(graph.value(h, HT.fieldValue))
-               for h in _list(graph, graph.value(request, HT.headers))}
+    headers = {
+        str(graph.value(h, HT.fieldName)): str(graph.value(h, HT.fieldValue))
+        for h in _list(graph, graph.value(request, HT.headers))
+    }
     body_node = graph.value(request, HT.body)
     body = None
     if body_node is not None:
         encoding = str(graph.value(body_node, CNT.characterEncoding) or "UTF-8")
         body = str(graph.value(body_node, CNT.chars)).encode(encoding.lower())
     response = graph.value(request, HT.resp)
-    statuses = frozenset(str(s).rsplit("StatusCode", 1)[1].lower()
-                         for s in graph.objects(response, MF.expectedStatus))
+    statuses = frozenset(
+        str(s).rsplit("StatusCode", 1)[1].lower()
+        for s in graph.objects(response, MF.expectedStatus)
+    )
     boolean = graph.value(response, MF.expectedBoolean)
     result_format = graph.value(response, MF.expectedFormat)
-    return Step(method=str(graph.value(request, HT.methodName)),
-                path=str(graph.value(request, HT.absolutePath)),
-                headers=headers, body=body, statuses=statuses,
-                boolean=None if boolean is None else bool(boolean.toPython()),
-                result_format=None if result_format is None else str(result_format))
+    return Step(
+        method=str(graph.value(request, HT.methodName)),
+        path=str(graph.value(request, HT.absolutePath)),
+        headers=headers,
+        body=body,
+        statuses=statuses,
+        boolean=None if boolean is None else bool(boolean.toPython()),
+        result_format=None if result_format is None else str(result_format),
+    )
 
 
 def load_protocol_tests() -> list[ProtocolTest]:
@@ -108,9 +124,12 @@ def load_protocol_tests() -> list[ProtocolTest]:
     for entry in _list(graph, graph.value(manifest, MF.entries)):
         action = graph.value(entry, MF.action)
         steps = tuple(_step(graph, r) for r in _list(graph, graph.value(action, HT.requests)))
-        graph_data = {str(graph.value(d, RDFS.label)): Path(str(graph.value(d, UT.graph))
-                                                            .removeprefix("file://"))
-                      for d in graph.objects(entry, UT.graphData)}
+        graph_data = {
+            str(graph.value(d, RDFS.label)): Path(
+                str(graph.value(d, UT.graph)).removeprefix("file://")
+            )
+            for d in graph.objects(entry, UT.graphData)
+        }
         name = str(entry).rsplit("#", 1)[1]
         tests.append(ProtocolTest(name, str(graph.value(entry, MF.name)), steps, graph_data))
     return tests
@@ -195,7 +214,8 @@ def test_protocol(endpoint: str, test: ProtocolTest) -> None:
             status_class = f"{response.status_code // 100}xx"
             assert status_class in step.statuses, (
                 f"{test.title}: {step.method} {step.path} -> {response.status_code} "
-                f"(expected {sorted(step.statuses)}): {response.text[:300]}")
+                f"(expected {sorted(step.statuses)}): {response.text[:300]}"
+            )
             if step.result_format is not None:
                 _check_format(response, step.result_format)
             if step.boolean is not None:
@@ -222,10 +242,29 @@ def test_update_is_refused_and_changes_nothing(endpoint: str, test: ProtocolTest
 
 # --- Service description --------------------------------------------------------------------
 
-SD_CLASSES = {"Service", "Feature", "Language", "Function", "Aggregate", "EntailmentRegime",
-              "EntailmentProfile", "GraphCollection", "Dataset", "Graph", "NamedGraph"}
-SD_INSTANCES = {"SPARQL10Query", "SPARQL11Query", "SPARQL11Update", "DereferencesURIs",
-                "UnionDefaultGraph", "RequiresDataset", "EmptyGraphs", "BasicFederatedQuery"}
+SD_CLASSES = {
+    "Service",
+    "Feature",
+    "Language",
+    "Function",
+    "Aggregate",
+    "EntailmentRegime",
+    "EntailmentProfile",
+    "GraphCollection",
+    "Dataset",
+    "Graph",
+    "NamedGraph",
+}
+SD_INSTANCES = {
+    "SPARQL10Query",
+    "SPARQL11Query",
+    "SPARQL11Update",
+    "DereferencesURIs",
+    "UnionDefaultGraph",
+    "RequiresDataset",
+    "EmptyGraphs",
+    "BasicFederatedQuery",
+}
 #: Every property of the SD vocabulary (W3C Recommendation, section 3.4): (domain, range);
 #: None where the range is not an SD class (an IRI or a literal).
 SD_PROPERTIES: dict[str, tuple[str, str | None]] = {
@@ -249,10 +288,17 @@ SD_PROPERTIES: dict[str, tuple[str, str | None]] = {
     "name": ("NamedGraph", None),
     "graph": ("NamedGraph", "Graph"),
 }
-SD_SUBCLASSES = {"Dataset": {"GraphCollection"}, "Function": {"Feature"},
-                 "Aggregate": {"Feature"}, "Language": {"Feature"}}
-SD_INSTANCE_TYPES = {"SPARQL10Query": "Language", "SPARQL11Query": "Language",
-                     "SPARQL11Update": "Language"}
+SD_SUBCLASSES = {
+    "Dataset": {"GraphCollection"},
+    "Function": {"Feature"},
+    "Aggregate": {"Feature"},
+    "Language": {"Feature"},
+}
+SD_INSTANCE_TYPES = {
+    "SPARQL10Query": "Language",
+    "SPARQL11Query": "Language",
+    "SPARQL11Update": "Language",
+}
 
 
 def _sd_tests() -> list[str]:
@@ -269,8 +315,11 @@ def test_the_service_description_manifest_has_its_3_checks() -> None:
 
 
 def _types(graph: rdflib.Graph, node: Node) -> set[str]:
-    found = {str(t).removeprefix(str(SD)) for t in graph.objects(node, RDF.type)
-             if str(t).startswith(str(SD))}
+    found = {
+        str(t).removeprefix(str(SD))
+        for t in graph.objects(node, RDF.type)
+        if str(t).startswith(str(SD))
+    }
     if str(node).startswith(str(SD)):
         found.add(SD_INSTANCE_TYPES.get(str(node).removeprefix(str(SD)), "Feature"))
     for cls in list(found):
@@ -323,8 +372,9 @@ DATASET_FILES = {
     "d.ttl": f"{TRIPLE}.\n",
     "d.nt": f"{TRIPLE}.\n",
 }
-GRAPHS_QUERY = ("SELECT ?g (COUNT(*) AS ?n) { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } } "
-                "GROUP BY ?g")
+GRAPHS_QUERY = (
+    "SELECT ?g (COUNT(*) AS ?n) { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } } GROUP BY ?g"
+)
 
 
 @pytest.mark.parametrize("name", DATASET_FILES)
@@ -335,8 +385,10 @@ def test_every_dataset_syntax_loads_with_its_named_graphs(tmp_path: Path, name: 
     source = tmp_path / name
     source.write_text(DATASET_FILES[name], encoding="utf-8")
     store = ox.Store.read_only(str(prepare(source, tmp_path / "stores")))
-    rows = {(row["g"].value if row["g"] else None): int(row["n"].value)
-            for row in store.query(GRAPHS_QUERY)}
+    rows = {
+        (row["g"].value if row["g"] else None): int(row["n"].value)
+        for row in store.query(GRAPHS_QUERY)
+    }
     named = name in ("d.nq", "d.trig")
     assert rows == ({None: 1, f"{EX}g": 1} if named else {None: 1})
 
@@ -352,6 +404,10 @@ def test_dataset_flag_refuses_a_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.nq"
     done = subprocess.run(
         [sys.executable, "-m", "labgraph.cli", "serve", "--dataset", str(missing)],
-        capture_output=True, text=True, timeout=60, check=False)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0
     assert "no such file" in done.stderr

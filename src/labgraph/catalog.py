@@ -51,10 +51,25 @@ W3C_FORMATS = "http://www.w3.org/ns/formats/"
 EU = "http://publications.europa.eu/resource/authority/"
 
 #: Prefixes written in the Turtle and RDF/XML of the catalogue, VoID and service description.
-OUTPUT_PREFIXES: dict[str, str] = dict(sorted({
-    "adms": ADMS, "dcat": DCAT, "dcatap": DCATAP, "dct": DCT, "foaf": FOAF, "rdf": RDF,
-    "rdfs": RDFS, "sd": SD, "skos": SKOS, "spdx": SPDX, "vcard": VCARD, "void": VOID, "xsd": XSD,
-}.items()))
+OUTPUT_PREFIXES: dict[str, str] = dict(
+    sorted(
+        {
+            "adms": ADMS,
+            "dcat": DCAT,
+            "dcatap": DCATAP,
+            "dct": DCT,
+            "foaf": FOAF,
+            "rdf": RDF,
+            "rdfs": RDFS,
+            "sd": SD,
+            "skos": SKOS,
+            "spdx": SPDX,
+            "vcard": VCARD,
+            "void": VOID,
+            "xsd": XSD,
+        }.items()
+    )
+)
 
 #: Licence Ouverte / Open Licence 2.0, by the IRI data.gouv.fr lists as the ``url`` of its
 #: ``lov2`` licence (udata matches it exactly, case-insensitively; the form with a trailing slash
@@ -84,9 +99,16 @@ SIMPLE_ENTAILMENT = "http://www.w3.org/ns/entailment/Simple"
 
 #: W3C format IRI (http://www.w3.org/ns/formats/) of each format the endpoint answers in.
 W3C_FORMAT_NAMES: dict[str, str] = {
-    "turtle": "Turtle", "jsonld": "JSON-LD", "rdfxml": "RDF_XML", "ntriples": "N-Triples",
-    "nquads": "N-Quads", "trig": "TriG", "json": "SPARQL_Results_JSON",
-    "xml": "SPARQL_Results_XML", "csv": "SPARQL_Results_CSV", "tsv": "SPARQL_Results_TSV",
+    "turtle": "Turtle",
+    "jsonld": "JSON-LD",
+    "rdfxml": "RDF_XML",
+    "ntriples": "N-Triples",
+    "nquads": "N-Quads",
+    "trig": "TriG",
+    "json": "SPARQL_Results_JSON",
+    "xml": "SPARQL_Results_XML",
+    "csv": "SPARQL_Results_CSV",
+    "tsv": "SPARQL_Results_TSV",
 }
 
 WHOLE = "labgraph"  # dump file stem of the whole graph
@@ -113,8 +135,13 @@ CATALOG_TEXT = Text(
     "network events and dated figures, each fact tied to its source. This catalogue is "
     "generated from each release, as part of it.",
 )
-KEYWORDS = ("innovation publique", "laboratoire d'innovation", "transformation publique",
-            "administration", "données liées")
+KEYWORDS = (
+    "innovation publique",
+    "laboratoire d'innovation",
+    "transformation publique",
+    "administration",
+    "données liées",
+)
 WHOLE_TEXT = Text(
     "Réseau des laboratoires d'innovation publique (graphe complet)",
     "Network of public innovation labs (whole graph)",
@@ -126,7 +153,8 @@ WHOLE_TEXT = Text(
     KEYWORDS,
 )
 SERVICE_TEXT = Text(
-    "Point d'accès SPARQL de labgraph", "labgraph SPARQL endpoint",
+    "Point d'accès SPARQL de labgraph",
+    "labgraph SPARQL endpoint",
     "Interroger le graphe complet en SPARQL 1.1 (lecture seule), résultats dans tous les formats "
     "normalisés.",
     "Query the whole graph with SPARQL 1.1 (read-only), results in every standard format.",
@@ -135,41 +163,53 @@ SERVICE_TEXT = Text(
 #: One dataset per record type, named after its dump file stem.
 TYPE_TEXT: dict[str, Text] = {
     "lab": Text(
-        "Laboratoires d'innovation publique", "Public innovation labs",
+        "Laboratoires d'innovation publique",
+        "Public innovation labs",
         "Les laboratoires du réseau : nom, institution d'accueil, région, année de création, site "
         "web et compétences.",
         "The labs of the network: name, host institution, region, founding year, website and "
         "skills.",
-        (*KEYWORDS, "laboratoires")),
+        (*KEYWORDS, "laboratoires"),
+    ),
     "institution": Text(
-        "Institutions d'accueil des laboratoires", "Host institutions of the labs",
+        "Institutions d'accueil des laboratoires",
+        "Host institutions of the labs",
         "Les administrations qui accueillent ou portent les laboratoires, avec leur rattachement "
         "et leur région.",
         "The administrations that host or carry the labs, with their parent body and region.",
-        (*KEYWORDS, "institutions")),
+        (*KEYWORDS, "institutions"),
+    ),
     "project": Text(
-        "Projets et programmes des laboratoires", "Projects and programmes of the labs",
+        "Projets et programmes des laboratoires",
+        "Projects and programmes of the labs",
         "Les projets et programmes portés par les laboratoires, avec leurs partenaires.",
         "The projects and programmes carried by the labs, with their partners.",
-        (*KEYWORDS, "projets")),
+        (*KEYWORDS, "projets"),
+    ),
     "event": Text(
-        "Événements de l'innovation publique", "Public innovation events",
+        "Événements de l'innovation publique",
+        "Public innovation events",
         "Les événements du réseau (séries et éditions) : dates, organisateurs, lieux et thèmes.",
         "The events of the network (series and editions): dates, organisers, places and themes.",
-        (*KEYWORDS, "événements")),
+        (*KEYWORDS, "événements"),
+    ),
     "figure": Text(
-        "Chiffres datés sur le réseau", "Dated figures about the network",
+        "Chiffres datés sur le réseau",
+        "Dated figures about the network",
         "Des chiffres qui changent avec le temps (nombre de laboratoires…), chacun daté, qualifié "
         "(exact, environ, au moins) et rattaché à sa source.",
         "Figures that change over time (number of labs…), each dated, qualified (exact, about, "
         "at least) and tied to its source.",
-        (*KEYWORDS, "chiffres")),
+        (*KEYWORDS, "chiffres"),
+    ),
     "source": Text(
-        "Sources citées", "Cited sources",
+        "Sources citées",
+        "Cited sources",
         "Les documents cités comme sources qui ne sont pas de simples pages web (communiqués de "
         "presse…).",
         "The documents cited as sources that are not plain web pages (press releases…).",
-        (*KEYWORDS, "sources")),
+        (*KEYWORDS, "sources"),
+    ),
 }
 
 _DATE_TYPES = frozenset(XSD + t for t in ("date", "dateTime", "gYear", "gYearMonth"))
@@ -233,7 +273,7 @@ def graph_stats(graph: bytes | ox.Store, base: str) -> GraphStats:
         triple are slow in SPARQL on a store on disk, and there are far fewer subjects)."""
         if not name.startswith(id_space):
             return None
-        type_, slash, _ = name[len(id_space):].partition("/")
+        type_, slash, _ = name[len(id_space) :].partition("/")
         return by_type.get(type_) if slash else None
 
     parts: dict[str, Part | None] = {}
@@ -246,20 +286,35 @@ def graph_stats(graph: bytes | ox.Store, base: str) -> GraphStats:
             part.subjects.add(name)
             part.triples += int(row["n"].value)
     entities = sum(len(part.subjects) for part in by_type.values())
-    entities += sum(1 for s in whole.subjects if s.startswith(id_space)
-                    and s[len(id_space):].split("/", 1)[0] not in by_type)
-    classes = {row["c"].value for row in rows(
-        f"SELECT DISTINCT ?c WHERE {{ ?s <{RDF}type> ?c FILTER isIRI(?c) }}")}
+    entities += sum(
+        1
+        for s in whole.subjects
+        if s.startswith(id_space) and s[len(id_space) :].split("/", 1)[0] not in by_type
+    )
+    classes = {
+        row["c"].value
+        for row in rows(f"SELECT DISTINCT ?c WHERE {{ ?s <{RDF}type> ?c FILTER isIRI(?c) }}")
+    }
     properties = {row["p"].value for row in rows("SELECT DISTINCT ?p WHERE { ?s ?p ?o }")}
-    distinct_objects = int(next(iter(rows(
-        "SELECT (COUNT(DISTINCT ?o) AS ?n) WHERE { ?s ?p ?o }")))["n"].value)
-    region_links = int(next(iter(rows(
-        f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s <{DCT}spatial> ?o "
-        f'FILTER (isIRI(?o) && STRSTARTS(STR(?o), "{INSEE_REGION}")) }}')))["n"].value)
+    distinct_objects = int(
+        next(iter(rows("SELECT (COUNT(DISTINCT ?o) AS ?n) WHERE { ?s ?p ?o }")))["n"].value
+    )
+    region_links = int(
+        next(
+            iter(
+                rows(
+                    f"SELECT (COUNT(*) AS ?n) WHERE {{ ?s <{DCT}spatial> ?o "
+                    f'FILTER (isIRI(?o) && STRSTARTS(STR(?o), "{INSEE_REGION}")) }}'
+                )
+            )
+        )["n"].value
+    )
     dates = ", ".join(f"<{d}>" for d in sorted(_DATE_TYPES))
     periods: dict[str, tuple[dt.date, dt.date] | None] = {}
-    for row in rows(f"SELECT DISTINCT ?s ?o WHERE {{ ?s ?p ?o "
-                    f"FILTER (isLiteral(?o) && datatype(?o) IN ({dates})) }}"):
+    for row in rows(
+        f"SELECT DISTINCT ?s ?o WHERE {{ ?s ?p ?o "
+        f"FILTER (isLiteral(?o) && datatype(?o) IN ({dates})) }}"
+    ):
         lexical = row["o"].value
         if lexical not in periods:
             periods[lexical] = _period(lexical)
@@ -271,8 +326,7 @@ def graph_stats(graph: bytes | ox.Store, base: str) -> GraphStats:
         part = parts.get(subject.value if isinstance(subject, ox.NamedNode) else str(subject))
         if part is not None:
             part.add_period(*period)
-    return GraphStats(whole, by_type, entities, classes, properties, distinct_objects,
-                      region_links)
+    return GraphStats(whole, by_type, entities, classes, properties, distinct_objects, region_links)
 
 
 def _period(lexical: str) -> tuple[dt.date, dt.date] | None:
@@ -316,8 +370,9 @@ class _Triples:
             return ox.NamedNode(cls._NS[prefix] + local)
         return ox.NamedNode(name)
 
-    def add(self, subject: str | ox.BlankNode, predicate: str,
-            *objects: str | ox.Literal | ox.BlankNode) -> None:
+    def add(
+        self, subject: str | ox.BlankNode, predicate: str, *objects: str | ox.Literal | ox.BlankNode
+    ) -> None:
         """Add ``subject predicate object`` for each object (a str object is an IRI)."""
         s = self.iri(subject) if isinstance(subject, str) else subject
         for obj in objects:
@@ -367,7 +422,8 @@ def dumps(files: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Dump]]:
             continue
         entry = files[name]
         found.setdefault(stem, []).append(
-            Dump(name, stem, fmt, gzipped, int(entry["bytes"]), str(entry["sha256"])))
+            Dump(name, stem, fmt, gzipped, int(entry["bytes"]), str(entry["sha256"]))
+        )
     return found
 
 
@@ -418,17 +474,25 @@ class _Release:
         return self.minter.path(".well-known", "void")
 
 
-def _release(release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-             files: Mapping[str, Mapping[str, Any]], graph_nt: bytes | ox.Store,
-             stats: GraphStats | None = None) -> _Release:
+def _release(
+    release_id: str,
+    built: dt.datetime,
+    base: str,
+    counts: Mapping[str, int],
+    files: Mapping[str, Mapping[str, Any]],
+    graph_nt: bytes | ox.Store,
+    stats: GraphStats | None = None,
+) -> _Release:
     found = dumps(files)
     if WHOLE not in found:
         raise ValueError(f"no {WHOLE}.* dump among the release files")
     if stats is None:
         stats = graph_stats(graph_nt, base)
     if "triples" in counts and counts["triples"] != stats.whole.triples:
-        raise ValueError(f"the graph has {stats.whole.triples} triples, the counts say "
-                         f"{counts['triples']}: they are not of the same release")
+        raise ValueError(
+            f"the graph has {stats.whole.triples} triples, the counts say "
+            f"{counts['triples']}: they are not of the same release"
+        )
     return _Release(release_id, built, Minter(base), counts, found, stats)
 
 
@@ -440,9 +504,16 @@ def _plural(n: int, fr: str, en: str) -> tuple[str, str]:
 # DCAT-AP
 
 
-def catalog_triples(*, release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-                    files: Mapping[str, Mapping[str, Any]], graph_nt: bytes,
-                    checksums: bool = False) -> list[ox.Triple]:
+def catalog_triples(
+    *,
+    release_id: str,
+    built: dt.datetime,
+    base: str,
+    counts: Mapping[str, int],
+    files: Mapping[str, Mapping[str, Any]],
+    graph_nt: bytes,
+    checksums: bool = False,
+) -> list[ox.Triple]:
     """The DCAT-AP 3 catalogue: catalogue, datasets, distributions and the SPARQL data service.
 
     With ``checksums``, each distribution also carries its ``spdx:checksum`` (see
@@ -477,18 +548,36 @@ def _catalog(rel: _Release, checksums: bool) -> _Triples:
     n_records = sum(n for t, n in rel.counts.items() if t in TYPE_TEXT)
     triples_fr, triples_en = _plural(rel.stats.whole.triples, "triplet", "triple")
     records_fr, records_en = _plural(n_records, "fiche", "record")
-    _dataset(g, rel, whole, WHOLE_TEXT, rel.dumps[WHOLE], rel.stats.whole,
-             (f"Cette version compte {triples_fr} et {records_fr}.",
-              f"This release has {triples_en} and {records_en}."), checksums)
+    _dataset(
+        g,
+        rel,
+        whole,
+        WHOLE_TEXT,
+        rel.dumps[WHOLE],
+        rel.stats.whole,
+        (
+            f"Cette version compte {triples_fr} et {records_fr}.",
+            f"This release has {triples_en} and {records_en}.",
+        ),
+        checksums,
+    )
     for type_ in rel.types():
         iri = rel.dataset(type_)
         g.add(catalog, "dcat:dataset", iri)
         g.add(iri, "dct:isPartOf", whole)  # not dct:hasPart on the whole: udata reads it as files
-        fr, en = _plural(rel.counts.get(type_, len(rel.stats.by_type[type_].subjects)),
-                         "fiche", "record")
-        _dataset(g, rel, iri, TYPE_TEXT[type_], rel.dumps[_stems()[type_]],
-                 rel.stats.by_type[type_],
-                 (f"Cette version en compte {fr}.", f"This release has {en}."), checksums)
+        fr, en = _plural(
+            rel.counts.get(type_, len(rel.stats.by_type[type_].subjects)), "fiche", "record"
+        )
+        _dataset(
+            g,
+            rel,
+            iri,
+            TYPE_TEXT[type_],
+            rel.dumps[_stems()[type_]],
+            rel.stats.by_type[type_],
+            (f"Cette version en compte {fr}.", f"This release has {en}."),
+            checksums,
+        )
     _data_service(g, rel, whole)
     return g
 
@@ -515,14 +604,21 @@ def _shared(g: _Triples, rel: _Release, checksums: bool) -> None:
     g.add(contact, "vcard:fn", ox.Literal(PUBLISHER_NAME, language="fr"))
     g.add(contact, "vcard:hasURL", PUBLISHER_SITE)
 
-    _concept(g, THEME, THEMES, ("Gouvernement et secteur public", "fr"),
-             ("Government and public sector", "en"))
+    _concept(
+        g,
+        THEME,
+        THEMES,
+        ("Gouvernement et secteur public", "fr"),
+        ("Government and public sector", "en"),
+    )
     g.add(THEMES, "rdf:type", "skos:ConceptScheme")
     g.add(THEMES, "dct:title", ox.Literal("Data theme", language="en"))
     _concept(g, STABLE, EU + "planned-availability", ("stable", "en"))
     for iri, class_, scheme in (
-        (FRANCE, "dct:Location", "country"), (FRENCH, "dct:LinguisticSystem", "language"),
-        (ENGLISH, "dct:LinguisticSystem", "language"), (FREQUENCY, "dct:Frequency", "frequency"),
+        (FRANCE, "dct:Location", "country"),
+        (FRENCH, "dct:LinguisticSystem", "language"),
+        (ENGLISH, "dct:LinguisticSystem", "language"),
+        (FREQUENCY, "dct:Frequency", "frequency"),
         (PUBLIC, "dct:RightsStatement", "access-right"),
     ):
         g.add(iri, "rdf:type", class_)
@@ -530,8 +626,10 @@ def _shared(g: _Triples, rel: _Release, checksums: bool) -> None:
     if checksums:
         g.add(SHA256, "rdf:type", "spdx:ChecksumAlgorithm")
     g.add(GZIP, "rdf:type", "dct:MediaType")
-    for iri, title in ((LG, "Ontologie labgraph"),
-                       (rel.minter.path("shapes"), "Formes SHACL des données labgraph")):
+    for iri, title in (
+        (LG, "Ontologie labgraph"),
+        (rel.minter.path("shapes"), "Formes SHACL des données labgraph"),
+    ):
         g.add(iri, "rdf:type", "dct:Standard")
         g.add(iri, "dct:title", ox.Literal(title, language="fr"))
 
@@ -554,13 +652,25 @@ def _described(g: _Triples, rel: _Release, iri: str, text: Text) -> None:
     g.add(iri, "dcat:keyword", *(ox.Literal(k, language="fr") for k in text.keywords))
 
 
-def _dataset(g: _Triples, rel: _Release, iri: str, text: Text, files: list[Dump], part: Part,
-             size: tuple[str, str], checksums: bool) -> None:
+def _dataset(
+    g: _Triples,
+    rel: _Release,
+    iri: str,
+    text: Text,
+    files: list[Dump],
+    part: Part,
+    size: tuple[str, str],
+    checksums: bool,
+) -> None:
     when = _datetime(rel.built)
     g.add(iri, "rdf:type", "dcat:Dataset")
     _described(g, rel, iri, text)
-    g.text(iri, "dct:description", f"{text.description_fr} {size[0]}",
-           f"{text.description_en} {size[1]}")
+    g.text(
+        iri,
+        "dct:description",
+        f"{text.description_fr} {size[0]}",
+        f"{text.description_en} {size[1]}",
+    )
     g.add(iri, "dct:identifier", ox.Literal(iri))
     g.add(iri, "dcat:version", ox.Literal(rel.release_id))
     g.add(iri, "dct:issued", when)
@@ -582,8 +692,9 @@ def _dataset(g: _Triples, rel: _Release, iri: str, text: Text, files: list[Dump]
         _distribution(g, rel, distribution, text, dump, checksums)
 
 
-def _distribution(g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump,
-                  checksums: bool) -> None:
+def _distribution(
+    g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump, checksums: bool
+) -> None:
     when = _datetime(rel.built)
     url = rel.download(dump)
     label = dump.format.label + (", compressé gzip" if dump.gzipped else "")
@@ -591,15 +702,24 @@ def _distribution(g: _Triples, rel: _Release, iri: str, text: Text, dump: Dump,
     g.add(iri, "rdf:type", "dcat:Distribution")
     g.text(iri, "dct:title", f"{text.title_fr} ({label})", f"{text.title_en} ({label_en})")
     # Without spdx:checksum, the digest is still in each download's Digest header (and ETag).
-    digest_fr = ("taille et empreinte SHA-256 permettent" if checksums else
-                 "la taille, et l'empreinte SHA-256 envoyée dans l'en-tête Digest, permettent")
-    digest_en = ("size and SHA-256 digest let" if checksums else
-                 "size, and the SHA-256 digest sent in the Digest header, let")
-    g.text(iri, "dct:description",
-           f"Fichier {dump.name} : {text.title_fr.lower()}, en {label}. Adresse stable qui sert "
-           f"toujours la dernière publication ; {digest_fr} de vérifier le téléchargement.",
-           f"File {dump.name}: {text.title_en.lower()}, in {label_en}. Stable address that always "
-           f"serves the latest release; {digest_en} you check the download.")
+    digest_fr = (
+        "taille et empreinte SHA-256 permettent"
+        if checksums
+        else "la taille, et l'empreinte SHA-256 envoyée dans l'en-tête Digest, permettent"
+    )
+    digest_en = (
+        "size and SHA-256 digest let"
+        if checksums
+        else "size, and the SHA-256 digest sent in the Digest header, let"
+    )
+    g.text(
+        iri,
+        "dct:description",
+        f"Fichier {dump.name} : {text.title_fr.lower()}, en {label}. Adresse stable qui sert "
+        f"toujours la dernière publication ; {digest_fr} de vérifier le téléchargement.",
+        f"File {dump.name}: {text.title_en.lower()}, in {label_en}. Stable address that always "
+        f"serves the latest release; {digest_en} you check the download.",
+    )
     g.add(iri, "dcat:downloadURL", url)
     g.add(iri, "dcat:accessURL", url)
     g.add(iri, "dcat:mediaType", dump.format.iana_iri)
@@ -645,8 +765,15 @@ def _data_service(g: _Triples, rel: _Release, whole: str) -> None:
 # VoID
 
 
-def void_triples(*, release_id: str, built: dt.datetime, base: str, counts: Mapping[str, int],
-                 files: Mapping[str, Mapping[str, Any]], graph_nt: bytes) -> list[ox.Triple]:
+def void_triples(
+    *,
+    release_id: str,
+    built: dt.datetime,
+    base: str,
+    counts: Mapping[str, int],
+    files: Mapping[str, Mapping[str, Any]],
+    graph_nt: bytes,
+) -> list[ox.Triple]:
     """VoID of the whole graph, its record-type subsets and its links to INSEE regions."""
     rel = _release(release_id, built, base, counts, files, graph_nt)
     return _void(rel).sorted()
@@ -675,8 +802,9 @@ def _void(rel: _Release) -> _Triples:
     g.add(whole, "void:properties", _typed(len(stats.properties), "xsd:integer"))
     g.add(whole, "void:distinctSubjects", _typed(len(stats.whole.subjects), "xsd:integer"))
     g.add(whole, "void:distinctObjects", _typed(stats.distinct_objects, "xsd:integer"))
-    g.add(whole, "void:vocabulary",
-          *sorted({vocabulary(t) for t in stats.classes | stats.properties}))
+    g.add(
+        whole, "void:vocabulary", *sorted({vocabulary(t) for t in stats.classes | stats.properties})
+    )
     if rel.publisher in stats.whole.subjects:  # the DITP animates the network: its entry point
         g.add(whole, "void:rootResource", rel.publisher)
     _dumps(g, rel, whole, rel.dumps[WHOLE])
@@ -702,8 +830,12 @@ def _void(rel: _Release) -> _Triples:
     g.add(linkset, "void:linkPredicate", "dct:spatial")
     g.add(linkset, "void:triples", _typed(stats.region_links, "xsd:integer"))
     g.add(insee, "rdf:type", "void:Dataset")
-    g.text(insee, "dct:title", "Code officiel géographique de l'INSEE : régions",
-           "INSEE official geographic code: regions")
+    g.text(
+        insee,
+        "dct:title",
+        "Code officiel géographique de l'INSEE : régions",
+        "INSEE official geographic code: regions",
+    )
     g.add(insee, "void:uriSpace", ox.Literal(INSEE_REGION))
     g.add(insee, "foaf:homepage", "https://www.insee.fr/")
     return g
@@ -720,9 +852,15 @@ def _dumps(g: _Triples, rel: _Release, dataset: str, files: list[Dump]) -> None:
 # SPARQL 1.1 Service Description
 
 
-def service_description_triples(*, release_id: str, built: dt.datetime, base: str,
-                                counts: Mapping[str, int], files: Mapping[str, Mapping[str, Any]],
-                                graph_nt: bytes) -> list[ox.Triple]:
+def service_description_triples(
+    *,
+    release_id: str,
+    built: dt.datetime,
+    base: str,
+    counts: Mapping[str, int],
+    files: Mapping[str, Mapping[str, Any]],
+    graph_nt: bytes,
+) -> list[ox.Triple]:
     """The endpoint's SPARQL 1.1 Service Description (what GET /sparql without a query returns)."""
     rel = _release(release_id, built, base, counts, files, graph_nt)
     return _service_description(rel).sorted()
@@ -736,9 +874,14 @@ def _service_description(rel: _Release) -> _Triples:
     g.text(service, "dct:title", SERVICE_TEXT.title_fr, SERVICE_TEXT.title_en)
     g.add(service, "sd:endpoint", rel.endpoint)
     g.add(service, "sd:supportedLanguage", "sd:SPARQL11Query")
-    g.add(service, "sd:resultFormat", *(W3C_FORMATS + W3C_FORMAT_NAMES[fmt.name]
-                                        for fmt in (*formats.RESULTS_FORMATS,
-                                                    *formats.GRAPH_FORMATS)))
+    g.add(
+        service,
+        "sd:resultFormat",
+        *(
+            W3C_FORMATS + W3C_FORMAT_NAMES[fmt.name]
+            for fmt in (*formats.RESULTS_FORMATS, *formats.GRAPH_FORMATS)
+        ),
+    )
     g.add(service, "sd:defaultEntailmentRegime", SIMPLE_ENTAILMENT)
     g.add(service, "sd:defaultDataset", dataset)
     g.add(dataset, "rdf:type", "sd:Dataset")
@@ -760,11 +903,18 @@ def serialise(triples: list[ox.Triple], fmt: formats.Format) -> bytes:
     return formats.serialize_graph(triples, fmt, OUTPUT_PREFIXES)
 
 
-def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dict[str, int],
-                  files: dict[str, dict[str, Any]], graph_nt: bytes | None = None,
-                  store: ox.Store | None = None, stats: GraphStats | None = None,
-                  checksums: bool = False
-                  ) -> dict[str, tuple[bytes, str]]:
+def release_files(
+    *,
+    release_id: str,
+    built: dt.datetime,
+    base: str,
+    counts: dict[str, int],
+    files: dict[str, dict[str, Any]],
+    graph_nt: bytes | None = None,
+    store: ox.Store | None = None,
+    stats: GraphStats | None = None,
+    checksums: bool = False,
+) -> dict[str, tuple[bytes, str]]:
     """The catalogue (Turtle, JSON-LD, RDF/XML), VoID and service description of a release.
 
     ``files`` is the manifest's mapping of the dumps already written (name → bytes, sha256, …);
@@ -779,9 +929,13 @@ def release_files(*, release_id: str, built: dt.datetime, base: str, counts: dic
         raise TypeError("release_files needs graph_nt or store")
     rel = _release(release_id, built, base, counts, files, graph, stats)
     catalog = _catalog(rel, checksums).sorted()
-    out = {f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
-           for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)}
+    out = {
+        f"catalog.{fmt.extension}": (serialise(catalog, fmt), fmt.media_type)
+        for fmt in (formats.TURTLE, formats.JSONLD, formats.RDFXML)
+    }
     out["void.ttl"] = (serialise(_void(rel).sorted(), formats.TURTLE), formats.TURTLE.media_type)
-    out["service-description.ttl"] = (serialise(_service_description(rel).sorted(),
-                                                formats.TURTLE), formats.TURTLE.media_type)
+    out["service-description.ttl"] = (
+        serialise(_service_description(rel).sorted(), formats.TURTLE),
+        formats.TURTLE.media_type,
+    )
     return out

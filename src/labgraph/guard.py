@@ -39,15 +39,27 @@ _ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 
 FORMS = {"SELECT", "ASK", "CONSTRUCT", "DESCRIBE"}
 PROLOGUE = {"BASE", "PREFIX"}
-UPDATE_WORDS = {"INSERT", "DELETE", "LOAD", "CLEAR", "DROP", "CREATE", "ADD", "MOVE", "COPY",
-                "WITH"}
+UPDATE_WORDS = {
+    "INSERT",
+    "DELETE",
+    "LOAD",
+    "CLEAR",
+    "DROP",
+    "CREATE",
+    "ADD",
+    "MOVE",
+    "COPY",
+    "WITH",
+}
 
 #: Functions whose value changes from one evaluation to the next: such a query's answer is not a
 #: function of the release, so it must be neither cached nor revalidated with an ETag.
 VOLATILE_FUNCTIONS = {"NOW", "RAND", "UUID", "STRUUID"}
 
-SERVICE_REFUSAL = ("SERVICE (federated query) is not allowed on this public endpoint: it never "
-                   "opens connections to other servers.")
+SERVICE_REFUSAL = (
+    "SERVICE (federated query) is not allowed on this public endpoint: it never "
+    "opens connections to other servers."
+)
 
 
 @dataclass(frozen=True)
@@ -101,8 +113,9 @@ def _inspect(text: str) -> QueryInfo:
             "Download the dumps to work on a copy.",
             is_update=True,
         )
-    return QueryInfo(operation if operation in FORMS else None, volatile=volatile,
-                     names_graphs=names_graphs)
+    return QueryInfo(
+        operation if operation in FORMS else None, volatile=volatile, names_graphs=names_graphs
+    )
 
 
 _inspect_memo = functools.lru_cache(maxsize=1024)(_inspect)

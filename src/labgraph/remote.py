@@ -139,8 +139,9 @@ def _raise_for_status(status: int, text: str, url: str, kind: str | None) -> NoR
         raise QueryTimeout()
     if status == 429:
         raise Busy()
-    raise StoreUnavailable(f"{redact(url)} answered {status}: {message}",
-                           503 if status == 503 else 502)
+    raise StoreUnavailable(
+        f"{redact(url)} answered {status}: {message}", 503 if status == 503 else 502
+    )
 
 
 def _transport_error(err: httpx.TransportError, url: str) -> Exception:
@@ -198,12 +199,14 @@ def _parse(body: bytes, content_type: str) -> ox.QuerySolutions | ox.QueryBoolea
         if results is not None and results.results is not None and results is not formats.CSV:
             return ox.parse_query_results(body, format=results.results)
         if graph is not None and graph.rdf is not None:
-            return [q.triple if isinstance(q, ox.Quad) else q
-                    for q in ox.parse(body, format=graph.rdf)]
+            return [
+                q.triple if isinstance(q, ox.Quad) else q for q in ox.parse(body, format=graph.rdf)
+            ]
     except (SyntaxError, ValueError) as err:
         raise _malformed(err, body) from None
-    raise StoreUnavailable(f"the store answered with {media or 'no content type'}, "
-                           "which labgraph cannot read", 502)
+    raise StoreUnavailable(
+        f"the store answered with {media or 'no content type'}, which labgraph cannot read", 502
+    )
 
 
 def _rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
@@ -276,8 +279,7 @@ def _with_base(query: str, base_iri: str | None) -> str:
     """
     if not base_iri:
         return query
-    relative = any(m.lastgroup == "iri" and not _ABSOLUTE.match(m.group())
-                   for m in _tokens(query))
+    relative = any(m.lastgroup == "iri" and not _ABSOLUTE.match(m.group()) for m in _tokens(query))
     return f"BASE {ox.NamedNode(base_iri)}\n{query}" if relative else query
 
 
@@ -302,8 +304,9 @@ def _where_brace(query: str) -> int:
     """Offset just after the ``{`` opening the query's WHERE group (after a CONSTRUCT template)."""
     tokens = list(_tokens(query))
     i = 0
-    while i < len(tokens) and not (tokens[i].lastgroup == "word"
-                                   and tokens[i].group().upper() in _KIND_OF_FORM):
+    while i < len(tokens) and not (
+        tokens[i].lastgroup == "word" and tokens[i].group().upper() in _KIND_OF_FORM
+    ):
         i += 1
     if i == len(tokens):
         raise ValueError("not a SPARQL query: no SELECT, ASK, CONSTRUCT or DESCRIBE")
@@ -341,8 +344,9 @@ def substitute(query: str, substitutions: Mapping[ox.Variable, Any]) -> str:
 # --- synchronous calls (publishing, trusted queries) ------------------------------------------
 
 
-def _query_sync(client: httpx.Client, url: str, form: dict[str, Any], accept: str,
-                cap: int) -> tuple[bytes, str]:
+def _query_sync(
+    client: httpx.Client, url: str, form: dict[str, Any], accept: str, cap: int
+) -> tuple[bytes, str]:
     try:
         with client.stream("POST", url, data=form, headers={"Accept": accept}) as response:
             if response.status_code != 200:
@@ -365,8 +369,9 @@ def _read_error(chunks: Iterable[bytes]) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _select(client: httpx.Client, url: str, query: str, *,
-            cap: int = 1 << 26) -> list[dict[str, Any]]:
+def _select(
+    client: httpx.Client, url: str, query: str, *, cap: int = 1 << 26
+) -> list[dict[str, Any]]:
     return _rows(*_query_sync(client, url, {"query": query}, _JSON, cap))
 
 
@@ -400,12 +405,23 @@ def _read_pointer(client: httpx.Client, query_url: str, base: str) -> Pointer | 
     graph = graphs.pop()
     prefix = graph_iri(base, "")
     release_id = row["id"].value if row["id"] is not None else graph.removeprefix(prefix)
-    return Pointer(release_id, graph, row["digest"].value if row["digest"] is not None else None,
-                   _datetime(row["built"]), _datetime(row["issued"]))
+    return Pointer(
+        release_id,
+        graph,
+        row["digest"].value if row["digest"] is not None else None,
+        _datetime(row["built"]),
+        _datetime(row["issued"]),
+    )
 
 
-def read_pointer(store_url: str, base: str, *, query_path: str = DEFAULT_QUERY_PATH,
-                 timeout: float = 30, auth: Auth = None) -> Pointer | None:
+def read_pointer(
+    store_url: str,
+    base: str,
+    *,
+    query_path: str = DEFAULT_QUERY_PATH,
+    timeout: float = 30,
+    auth: Auth = None,
+) -> Pointer | None:
     """The release a store serves for ``base``, or None when nothing was published there.
 
     The server's release watcher calls this to notice a new publication; raises
@@ -439,20 +455,30 @@ def _ntriples_chunks(path: Path, seen: list[int]) -> Iterator[bytes]:
         yield ox.serialize(batch, format=ox.RdfFormat.N_TRIPLES)
 
 
-def _gsp(client: httpx.Client, method: str, gsp_url: str, graph: str,
-         content: bytes | Iterator[bytes] | None = None, ok: tuple[int, ...] = ()) -> None:
+def _gsp(
+    client: httpx.Client,
+    method: str,
+    gsp_url: str,
+    graph: str,
+    content: bytes | Iterator[bytes] | None = None,
+    ok: tuple[int, ...] = (),
+) -> None:
     """One Graph Store Protocol request; anything but success is a :class:`PublishError`."""
     headers = {"Content-Type": _NTRIPLES} if content is not None else {}
     try:
-        response = client.request(method, gsp_url, params={"graph": graph}, content=content,
-                                  headers=headers)
+        response = client.request(
+            method, gsp_url, params={"graph": graph}, content=content, headers=headers
+        )
     except httpx.TransportError as err:
-        raise PublishError(f"{method} {redact(gsp_url)} (graph {graph}) failed: "
-                           f"{str(err) or type(err).__name__}") from None
+        raise PublishError(
+            f"{method} {redact(gsp_url)} (graph {graph}) failed: {str(err) or type(err).__name__}"
+        ) from None
     if not (response.is_success or response.status_code in ok):
         text = " ".join(response.text.split())[:_ERROR_TEXT]
-        raise PublishError(f"{method} {redact(gsp_url)} (graph {graph}) answered "
-                           f"{response.status_code}: {text or response.reason_phrase}")
+        raise PublishError(
+            f"{method} {redact(gsp_url)} (graph {graph}) answered "
+            f"{response.status_code}: {text or response.reason_phrase}"
+        )
 
 
 def _pointer_triples(base: str, release: Release, graph: str, digest: str) -> list[ox.Triple]:
@@ -467,13 +493,20 @@ def _pointer_triples(base: str, release: Release, graph: str, digest: str) -> li
     ]
     built = release.manifest.get("built")
     if built:
-        triples.append(ox.Triple(p, ox.NamedNode(DCT_CREATED),
-                                 ox.Literal(str(built), datatype=xsd_datetime)))
+        triples.append(
+            ox.Triple(p, ox.NamedNode(DCT_CREATED), ox.Literal(str(built), datatype=xsd_datetime))
+        )
     return triples
 
 
-def _switch(client: httpx.Client, *, gsp_url: str, update_url: str | None, base: str,
-            triples: list[ox.Triple]) -> None:
+def _switch(
+    client: httpx.Client,
+    *,
+    gsp_url: str,
+    update_url: str | None,
+    base: str,
+    triples: list[ox.Triple],
+) -> None:
     """Replace the pointer graph with one request: the single moment readers can notice."""
     data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
     pointer = pointer_iri(base)
@@ -489,26 +522,40 @@ def _switch(client: httpx.Client, *, gsp_url: str, update_url: str | None, base:
         raise PublishError(f"POST {redact(update_url)} failed: {detail}") from None
     if not response.is_success:
         text = " ".join(response.text.split())[:_ERROR_TEXT]
-        raise PublishError(f"POST {redact(update_url)} (switching {pointer}) answered "
-                           f"{response.status_code}: {text or response.reason_phrase}")
+        raise PublishError(
+            f"POST {redact(update_url)} (switching {pointer}) answered "
+            f"{response.status_code}: {text or response.reason_phrase}"
+        )
 
 
-def _prune(client: httpx.Client, *, query_url: str, gsp_url: str, base: str,
-           keep: set[str]) -> list[str]:
+def _prune(
+    client: httpx.Client, *, query_url: str, gsp_url: str, base: str, keep: set[str]
+) -> list[str]:
     """Delete the release graphs under ``{base}/graph/`` other than ``keep``; returns them."""
     prefix = graph_iri(base, "")
     rows = _select(client, query_url, "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }")
-    old = sorted(row["g"].value for row in rows
-                 if isinstance(row["g"], ox.NamedNode) and row["g"].value.startswith(prefix)
-                 and row["g"].value not in keep)
+    old = sorted(
+        row["g"].value
+        for row in rows
+        if isinstance(row["g"], ox.NamedNode)
+        and row["g"].value.startswith(prefix)
+        and row["g"].value not in keep
+    )
     for graph in old:
         _gsp(client, "DELETE", gsp_url, graph, ok=(404,))
     return old
 
 
-def publish(release: Release, store_url: str, *, timeout: float = 300,
-            query_path: str = DEFAULT_QUERY_PATH, gsp_path: str = DEFAULT_GSP_PATH,
-            update_path: str | None = None, auth: Auth = None) -> str:
+def publish(
+    release: Release,
+    store_url: str,
+    *,
+    timeout: float = 300,
+    query_path: str = DEFAULT_QUERY_PATH,
+    gsp_path: str = DEFAULT_GSP_PATH,
+    update_path: str | None = None,
+    auth: Auth = None,
+) -> str:
     """Load ``release`` into the store at ``store_url`` and serve it there; returns its graph IRI.
 
     The triples of ``labgraph.nq`` go into a new graph ``{base}/graph/{id}`` (Graph Store
@@ -535,35 +582,52 @@ def publish(release: Release, store_url: str, *, timeout: float = 300,
                 if before.digest == digest and (announced is None or found == int(announced)):
                     log.info("%s already serves %s", redact(store_url), release.id)
                     return graph
-                raise PublishError(f"{graph} is the graph being served at {redact(store_url)} "
-                                   "and does not match this release; publish another release "
-                                   "first, or delete that graph by hand")
-            _load(client, release, graph, gsp_url=gsp_url, query_url=query_url,
-                  where=redact(store_url))
-            _switch(client, gsp_url=gsp_url, update_url=update_url, base=base,
-                    triples=_pointer_triples(base, release, graph, digest))
+                raise PublishError(
+                    f"{graph} is the graph being served at {redact(store_url)} "
+                    "and does not match this release; publish another release "
+                    "first, or delete that graph by hand"
+                )
+            _load(
+                client,
+                release,
+                graph,
+                gsp_url=gsp_url,
+                query_url=query_url,
+                where=redact(store_url),
+            )
+            _switch(
+                client,
+                gsp_url=gsp_url,
+                update_url=update_url,
+                base=base,
+                triples=_pointer_triples(base, release, graph, digest),
+            )
             after = _read_pointer(client, query_url, base)
             if after is None or after.graph != graph:
-                raise PublishError(f"{pointer_iri(base)} at {redact(store_url)} does not name "
-                                   f"{graph} after the switch")
+                raise PublishError(
+                    f"{pointer_iri(base)} at {redact(store_url)} does not name "
+                    f"{graph} after the switch"
+                )
             keep = {pointer_iri(base), graph, *([before.graph] if before else [])}
             try:
-                removed = _prune(client, query_url=query_url, gsp_url=gsp_url, base=base,
-                                 keep=keep)
+                removed = _prune(client, query_url=query_url, gsp_url=gsp_url, base=base, keep=keep)
             except (PublishError, StoreUnavailable, QueryError, QueryTimeout) as err:
                 log.warning("published %s, but old graphs were not deleted: %s", release.id, err)
             else:
                 if removed:
                     log.info("deleted old release graphs: %s", ", ".join(removed))
         except (StoreUnavailable, QueryError, QueryTimeout, ResultTooLarge) as err:
-            raise PublishError(f"publishing {release.id} to {redact(store_url)} failed: "
-                               f"{str(err) or type(err).__name__}") from None
+            raise PublishError(
+                f"publishing {release.id} to {redact(store_url)} failed: "
+                f"{str(err) or type(err).__name__}"
+            ) from None
     log.info("%s now serves %s (%s)", redact(store_url), release.id, graph)
     return graph
 
 
-def _load(client: httpx.Client, release: Release, graph: str, *, gsp_url: str, query_url: str,
-          where: str) -> None:
+def _load(
+    client: httpx.Client, release: Release, graph: str, *, gsp_url: str, query_url: str, where: str
+) -> None:
     """Upload the release into ``graph`` and check its count; on failure, delete the graph."""
     announced = release.manifest.get("counts", {}).get("triples")
     seen = [0]
@@ -572,18 +636,30 @@ def _load(client: httpx.Client, release: Release, graph: str, *, gsp_url: str, q
         expected = int(announced) if announced is not None else seen[0]
         found = _count_graph(client, query_url, graph)
         if found != expected:
-            raise PublishError(f"{graph}: the store at {where} holds {found} triples after the "
-                               f"load, the release has {expected}; the pointer was not switched")
-    except (PublishError, StoreUnavailable, QueryError, QueryTimeout, ResultTooLarge,
-            SyntaxError, OSError) as err:
+            raise PublishError(
+                f"{graph}: the store at {where} holds {found} triples after the "
+                f"load, the release has {expected}; the pointer was not switched"
+            )
+    except (
+        PublishError,
+        StoreUnavailable,
+        QueryError,
+        QueryTimeout,
+        ResultTooLarge,
+        SyntaxError,
+        OSError,
+    ) as err:
         _drop_quietly(client, gsp_url, graph)
         if isinstance(err, PublishError):
             raise
         if isinstance(err, SyntaxError):
-            raise PublishError(f"{release.file('labgraph.nq')}: not valid N-Quads: {err}; "
-                               "the pointer was not switched") from None
-        raise PublishError(f"loading {graph} into {where} failed: {err}; "
-                           "the pointer was not switched") from None
+            raise PublishError(
+                f"{release.file('labgraph.nq')}: not valid N-Quads: {err}; "
+                "the pointer was not switched"
+            ) from None
+        raise PublishError(
+            f"loading {graph} into {where} failed: {err}; the pointer was not switched"
+        ) from None
 
 
 def _drop_quietly(client: httpx.Client, gsp_url: str, graph: str) -> None:
@@ -610,11 +686,21 @@ class RemoteEngine:
     #: Trusted helpers are HTTP round trips: callers in the event loop use a thread.
     blocking = True
 
-    def __init__(self, store_url: str, *, base: str, timeout: float = 30,
-                 max_bytes: int = 50_000_000, max_concurrent: int = 4, queue_wait: float = 5,
-                 release_id: str | None = None, query_path: str = DEFAULT_QUERY_PATH,
-                 auth: Auth = None, max_wire_bytes: int | None = None,
-                 connect_timeout: float = 5) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        base: str,
+        timeout: float = 30,
+        max_bytes: int = 50_000_000,
+        max_concurrent: int = 4,
+        queue_wait: float = 5,
+        release_id: str | None = None,
+        query_path: str = DEFAULT_QUERY_PATH,
+        auth: Auth = None,
+        max_wire_bytes: int | None = None,
+        connect_timeout: float = 5,
+    ) -> None:
         """``max_wire_bytes`` caps the store's answer (default 4 × ``max_bytes``: SPARQL JSON is
         wordier than CSV); ``max_bytes`` caps what the client gets, as in the embedded engine."""
         self.store_url = store_url
@@ -629,8 +715,9 @@ class RemoteEngine:
         self._release_id = release_id
         self._auth = auth
         self._timeouts = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
-        self._limits = httpx.Limits(max_connections=max_concurrent,
-                                    max_keepalive_connections=max_concurrent)
+        self._limits = httpx.Limits(
+            max_connections=max_concurrent, max_keepalive_connections=max_concurrent
+        )
         self._sync = httpx.Client(timeout=self._timeouts, auth=auth)
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -659,15 +746,17 @@ class RemoteEngine:
         Raises :class:`StoreUnavailable` when the store cannot be reached or serves nothing.
         """
         if self._release_id is None:
-            pointer = await asyncio.to_thread(_read_pointer, self._sync, self.query_url,
-                                              self.base)
+            pointer = await asyncio.to_thread(_read_pointer, self._sync, self.query_url, self.base)
             if pointer is None:
-                raise StoreUnavailable(f"nothing is published for {self.base} at "
-                                       f"{redact(self.query_url)} (no {pointer_iri(self.base)})",
-                                       503)
+                raise StoreUnavailable(
+                    f"nothing is published for {self.base} at "
+                    f"{redact(self.query_url)} (no {pointer_iri(self.base)})",
+                    503,
+                )
             self.pointer, self._release_id = pointer, pointer.release_id
-        self._client = httpx.AsyncClient(timeout=self._timeouts, limits=self._limits,
-                                         auth=self._auth)
+        self._client = httpx.AsyncClient(
+            timeout=self._timeouts, limits=self._limits, auth=self._auth
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -675,8 +764,9 @@ class RemoteEngine:
             self._client = None
         self._sync.close()
 
-    def _dataset(self, defaults: Iterable[str] = (), named: Iterable[str] = (), *,
-                 from_clause: bool = False) -> dict[str, Any]:
+    def _dataset(
+        self, defaults: Iterable[str] = (), named: Iterable[str] = (), *, from_clause: bool = False
+    ) -> dict[str, Any]:
         """Protocol dataset: the release as default graph unless the job names its own graphs.
 
         A default graph the client names (``default-graph-uri``, or ``FROM`` in the query) is
@@ -709,21 +799,24 @@ class RemoteEngine:
         self._in_flight += 1
         try:
             body, content_type = await self._fetch(job, kind, info.names_graphs)
-            return await asyncio.to_thread(_serialize, body, content_type, job,
-                                           self.max_bytes)
+            return await asyncio.to_thread(_serialize, body, content_type, job, self.max_bytes)
         finally:
             self._in_flight -= 1
             self._slots.release()
 
-    async def _fetch(self, job: Job, kind: str | None,
-                     from_clause: bool = False) -> tuple[bytes, str]:
+    async def _fetch(
+        self, job: Job, kind: str | None, from_clause: bool = False
+    ) -> tuple[bytes, str]:
         assert self._client is not None
-        form = {"query": _with_base(job.query, job.base_iri),
-                **self._dataset(job.default_graphs, job.named_graphs, from_clause=from_clause)}
+        form = {
+            "query": _with_base(job.query, job.base_iri),
+            **self._dataset(job.default_graphs, job.named_graphs, from_clause=from_clause),
+        }
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._client.stream("POST", self.query_url, data=form,
-                                               headers={"Accept": _ACCEPT}) as response:
+                async with self._client.stream(
+                    "POST", self.query_url, data=form, headers={"Accept": _ACCEPT}
+                ) as response:
                     if response.status_code != 200:
                         text = await _aread_error(response)
                         _raise_for_status(response.status_code, text, self.query_url, kind)
@@ -754,8 +847,13 @@ class RemoteEngine:
             raise TypeError(f"a remote store does not take {', '.join(sorted(kwargs))}")
         text = substitute(query, substitutions or {})
         text = _with_base(_with_prefixes(text, prefixes or {}), base_iri)
-        return _query_sync(self._sync, self.query_url, {"query": text, **self._dataset()},
-                           accept, self.max_wire_bytes)
+        return _query_sync(
+            self._sync,
+            self.query_url,
+            {"query": text, **self._dataset()},
+            accept,
+            self.max_wire_bytes,
+        )
 
     def select(self, query: str, **kwargs: Any) -> list[dict[str, Any]]:
         """Rows of a trusted SELECT, as {variable: term} dicts (blocking: see above).

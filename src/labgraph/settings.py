@@ -107,8 +107,7 @@ class Settings(BaseSettings):
     )
     access_log: str = Field(
         "stderr",
-        description='Where JSON-lines access logs go: "stderr", "stdout", a file path, or '
-        '"off".',
+        description='Where JSON-lines access logs go: "stderr", "stdout", a file path, or "off".',
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
     catalog_checksums: bool = Field(

@@ -320,8 +320,9 @@ class QueryPool:
         self._idle = asyncio.Queue()
 
         def spawn_all() -> list[_Worker]:
-            workers = [_Worker(self._ctx, self.store_path, self.max_bytes)
-                       for _ in range(self.size)]
+            workers = [
+                _Worker(self._ctx, self.store_path, self.max_bytes) for _ in range(self.size)
+            ]
             try:
                 for worker in workers:
                     worker.wait_ready()

@@ -27,16 +27,28 @@ pytestmark = pytest.mark.interop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,1400")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1400",
+)
 
 
 def _require_browser() -> None:
     for path in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(path) is None:
-            pytest.fail(f"{path} is missing: run `make interop` (its `.ci/interop-deps`, as root, "
-                        "installs Debian's chromium and chromium-driver)", pytrace=False)
+            pytest.fail(
+                f"{path} is missing: run `make interop` (its `.ci/interop-deps`, as root, "
+                "installs Debian's chromium and chromium-driver)",
+                pytrace=False,
+            )
 
 
 def _driver(profile: Path, *, javascript: bool) -> WebDriver:
@@ -45,15 +57,19 @@ def _driver(profile: Path, *, javascript: bool) -> WebDriver:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.fail("selenium is not installed: run `make interop` (it installs the test "
-                    "dependencies of pyproject.toml)", pytrace=False)
+        pytest.fail(
+            "selenium is not installed: run `make interop` (it installs the test "
+            "dependencies of pyproject.toml)",
+            pytrace=False,
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     if not javascript:
         options.add_experimental_option(
-            "prefs", {"profile.managed_default_content_settings.javascript": 2})
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
@@ -96,8 +112,9 @@ def _requested(driver: WebDriver) -> list[str]:
     return urls
 
 
-def test_pages_render_and_an_example_query_runs(server: str, browser: tuple[WebDriver, bool],
-                                                shots: Path) -> None:
+def test_pages_render_and_an_example_query_runs(
+    server: str, browser: tuple[WebDriver, bool], shots: Path
+) -> None:
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -109,7 +126,8 @@ def test_pages_render_and_an_example_query_runs(server: str, browser: tuple[WebD
 
     d.get(server + "/")
     assert d.find_element(By.TAG_NAME, "h1").text.startswith(
-        "Les laboratoires d'innovation publique")
+        "Les laboratoires d'innovation publique"
+    )
     labs = d.find_element(By.CSS_SELECTOR, "#count-lab data")
     assert int(labs.get_attribute("value")) >= 18
     main = d.find_element(By.TAG_NAME, "main")
@@ -125,8 +143,11 @@ def test_pages_render_and_an_example_query_runs(server: str, browser: tuple[WebD
     assert d.find_element(By.TAG_NAME, "h1").text == "Ti Lab"
     host = d.find_element(By.LINK_TEXT, "Région Bretagne")
     assert host.get_attribute("href").endswith("/doc/institution/region-bretagne.html")
-    data = json.loads(d.find_element(
-        By.CSS_SELECTOR, 'script[type="application/ld+json"]').get_attribute("textContent"))
+    data = json.loads(
+        d.find_element(By.CSS_SELECTOR, 'script[type="application/ld+json"]').get_attribute(
+            "textContent"
+        )
+    )
     assert data["name"] == "Ti Lab"
     _screenshot(d, shots, f"lab{suffix}")
 
@@ -136,8 +157,12 @@ def test_pages_render_and_an_example_query_runs(server: str, browser: tuple[WebD
     # While a page is replaced, Chromium may report its old nodes in several ways: wait on the
     # address and on what the new page shows, ignoring those transient errors.
     wait = WebDriverWait(d, 20, ignored_exceptions=(WebDriverException,))
-    wait.until(lambda driver: "example=" in driver.current_url and "org:unitOf" in (
-        driver.find_element(By.ID, "query").get_attribute("value") or ""))
+    wait.until(
+        lambda driver: (
+            "example=" in driver.current_url
+            and "org:unitOf" in (driver.find_element(By.ID, "query").get_attribute("value") or "")
+        )
+    )
     editor = d.find_element(By.ID, "query")
     assert not d.find_elements(By.CSS_SELECTOR, "table.results")
     if javascript:  # editor.js: Ctrl+Enter in the editor runs the query
@@ -153,6 +178,9 @@ def test_pages_render_and_an_example_query_runs(server: str, browser: tuple[WebD
     assert "org:unitOf" in d.find_element(By.ID, "query").get_attribute("value")
     _screenshot(d, shots, f"query{suffix}")
 
-    outside = [u for u in _requested(d)
-               if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith(server)]
+    outside = [
+        u
+        for u in _requested(d)
+        if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith(server)
+    ]
     assert outside == [], f"the pages fetched from elsewhere: {outside}"

@@ -38,9 +38,14 @@ CONSTRUCT = f"CONSTRUCT {{ <{LAB}> ?p ?o }} WHERE {{ <{LAB}> ?p ?o }}"
 DESCRIBE = f"DESCRIBE <{LAB}>"
 COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
 #: What riot is told a negotiated document is (jsonld10: see the module docstring).
-RIOT_SYNTAX = {"text/turtle": "turtle", "application/ld+json": "jsonld10",
-               "application/rdf+xml": "rdfxml", "application/n-triples": "ntriples",
-               "application/n-quads": "nquads", "application/trig": "trig"}
+RIOT_SYNTAX = {
+    "text/turtle": "turtle",
+    "application/ld+json": "jsonld10",
+    "application/rdf+xml": "rdfxml",
+    "application/n-triples": "ntriples",
+    "application/n-quads": "nquads",
+    "application/trig": "trig",
+}
 SRX = "{http://www.w3.org/2005/sparql-results#}"
 
 
@@ -48,9 +53,11 @@ def tool(name: str) -> str:
     """Path of a command-line tool; fails (never skips) with how to install it."""
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"`{name}` is not on PATH: run `make interop` (its `.ci/interop-deps`, as "
-                    "root, installs Jena's rsparql/arq/riot, raptor's rapper and rasqal's roqet)",
-                    pytrace=False)
+        pytest.fail(
+            f"`{name}` is not on PATH: run `make interop` (its `.ci/interop-deps`, as "
+            "root, installs Jena's rsparql/arq/riot, raptor's rapper and rasqal's roqet)",
+            pytrace=False,
+        )
     return found
 
 
@@ -61,8 +68,11 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def complaints(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in (result.stdout + result.stderr).splitlines()
-            if " WARN " in line or " ERROR " in line]
+    return [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if " WARN " in line or " ERROR " in line
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +84,12 @@ def base(server: str) -> str:
 @pytest.fixture(scope="module")
 def reference(base: str) -> rdflib.Graph:
     """The lab's triples, as N-Triples over httpx."""
-    response = httpx.get(base + "/sparql", params={"query": CONSTRUCT},
-                         headers={"Accept": "application/n-triples"}, timeout=30)
+    response = httpx.get(
+        base + "/sparql",
+        params={"query": CONSTRUCT},
+        headers={"Accept": "application/n-triples"},
+        timeout=30,
+    )
     assert response.status_code == 200
     graph = rdflib.Graph().parse(data=response.text, format="nt")
     assert len(graph) > 5
@@ -97,14 +111,23 @@ def types(reference: rdflib.Graph) -> list[str]:
 
 # --- Jena rsparql: the SPARQL 1.1 Protocol client ------------------------------------------
 
+
 @pytest.mark.parametrize("post", [False, True], ids=["get", "post"])
 @pytest.mark.parametrize("results", ["json", "xml", "csv", "tsv"])
-def test_rsparql_select(base: str, types: list[str], results: str, post: bool,
-                        tmp_path: Path) -> None:
+def test_rsparql_select(
+    base: str, types: list[str], results: str, post: bool, tmp_path: Path
+) -> None:
     query = tmp_path / "q.rq"
     query.write_text(TYPES, encoding="utf-8")
-    cmd = [tool("rsparql"), "--service", base + "/sparql", "--query", str(query),
-           f"--results={results}", *(["--post"] if post else [])]
+    cmd = [
+        tool("rsparql"),
+        "--service",
+        base + "/sparql",
+        "--query",
+        str(query),
+        f"--results={results}",
+        *(["--post"] if post else []),
+    ]
     out = run(cmd).stdout
     if results == "json":
         got = [b["type"]["value"] for b in json.loads(out)["results"]["bindings"]]
@@ -120,8 +143,16 @@ def test_rsparql_select(base: str, types: list[str], results: str, post: bool,
 
 @pytest.mark.parametrize("post", [False, True], ids=["get", "post"])
 def test_rsparql_ask(base: str, post: bool) -> None:
-    out = run([tool("rsparql"), "--service", base + "/sparql", "--results=json",
-               *(["--post"] if post else []), f"ASK {{ <{LAB}> ?p ?o }}"]).stdout
+    out = run(
+        [
+            tool("rsparql"),
+            "--service",
+            base + "/sparql",
+            "--results=json",
+            *(["--post"] if post else []),
+            f"ASK {{ <{LAB}> ?p ?o }}",
+        ]
+    ).stdout
     assert json.loads(out)["boolean"] is True
 
 
@@ -132,8 +163,12 @@ def test_rsparql_graphs(base: str, reference: rdflib.Graph, query: str) -> None:
 
 
 def test_rsparql_reports_the_refusal_of_service(base: str) -> None:
-    cmd = [tool("rsparql"), "--service", base + "/sparql",
-           "SELECT * WHERE { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }"]
+    cmd = [
+        tool("rsparql"),
+        "--service",
+        base + "/sparql",
+        "SELECT * WHERE { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert result.returncode != 0
     assert "400" in result.stdout + result.stderr
@@ -141,34 +176,48 @@ def test_rsparql_reports_the_refusal_of_service(base: str) -> None:
 
 # --- Jena arq and riot: documents ----------------------------------------------------------
 
-@pytest.mark.parametrize("path", [LAB_PATH, "/doc/lab/ti-lab", "/doc/lab/ti-lab.ttl",
-                                  "/doc/lab/ti-lab.rdf", "/doc/lab/ti-lab.nt"])
-def test_arq_queries_a_dereferenced_document(base: str, document: rdflib.Graph, path: str,
-                                             tmp_path: Path) -> None:
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        LAB_PATH,
+        "/doc/lab/ti-lab",
+        "/doc/lab/ti-lab.ttl",
+        "/doc/lab/ti-lab.rdf",
+        "/doc/lab/ti-lab.nt",
+    ],
+)
+def test_arq_queries_a_dereferenced_document(
+    base: str, document: rdflib.Graph, path: str, tmp_path: Path
+) -> None:
     """Jena fetches the URL itself (its own Accept header; the /id/ URI answers 303)."""
     query = tmp_path / "count.rq"
     query.write_text(COUNT, encoding="utf-8")
-    out = run([tool("arq"), f"--data={base}{path}", "--query", str(query),
-               "--results=json"]).stdout
+    out = run([tool("arq"), f"--data={base}{path}", "--query", str(query), "--results=json"]).stdout
     assert int(json.loads(out)["results"]["bindings"][0]["n"]["value"]) == len(document)
 
 
 @pytest.mark.parametrize("accept", RIOT_SYNTAX)
 def test_riot_validates_the_endpoint_graphs_in_every_format(
-        base: str, reference: rdflib.Graph, accept: str, tmp_path: Path) -> None:
-    response = httpx.get(base + "/sparql", params={"query": DESCRIBE},
-                         headers={"Accept": accept}, timeout=30)
+    base: str, reference: rdflib.Graph, accept: str, tmp_path: Path
+) -> None:
+    response = httpx.get(
+        base + "/sparql", params={"query": DESCRIBE}, headers={"Accept": accept}, timeout=30
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == accept
     _riot_agrees(response.content, accept, reference, tmp_path)
 
 
-@pytest.mark.parametrize("accept", ["text/turtle", "application/ld+json", "application/rdf+xml",
-                                    "application/n-triples"])
+@pytest.mark.parametrize(
+    "accept", ["text/turtle", "application/ld+json", "application/rdf+xml", "application/n-triples"]
+)
 def test_riot_validates_the_document_in_every_format(
-        base: str, document: rdflib.Graph, accept: str, tmp_path: Path) -> None:
-    response = httpx.get(base + LAB_PATH, headers={"Accept": accept}, follow_redirects=True,
-                         timeout=30)
+    base: str, document: rdflib.Graph, accept: str, tmp_path: Path
+) -> None:
+    response = httpx.get(
+        base + LAB_PATH, headers={"Accept": accept}, follow_redirects=True, timeout=30
+    )
     assert response.status_code == 200
     assert response.history and response.history[0].status_code == 303
     assert response.headers["content-type"].split(";")[0] == accept
@@ -192,8 +241,9 @@ _RAPPER_COUNT = re.compile(r"Parsing returned (\d+) triples")
 
 
 @pytest.mark.parametrize("path", [LAB_PATH, "/doc/lab/ti-lab"])
-def test_rapper_guesses_and_parses_the_document(base: str, document: rdflib.Graph,
-                                                path: str) -> None:
+def test_rapper_guesses_and_parses_the_document(
+    base: str, document: rdflib.Graph, path: str
+) -> None:
     """rapper sends its own Accept header, follows the 303 and guesses the syntax."""
     result = run([tool("rapper"), "-i", "guess", "-c", base + path])
     found = _RAPPER_COUNT.search(result.stderr)
@@ -208,4 +258,3 @@ def test_roqet_queries_the_endpoint(base: str, types: list[str]) -> None:
     result = run([tool("roqet"), "-p", base + "/sparql", "-e", TYPES])
     got = re.findall(r"type=uri<([^>]+)>", result.stdout)
     assert got == types, result.stdout + result.stderr
-

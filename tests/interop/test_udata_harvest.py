@@ -108,8 +108,11 @@ def udata_harvest(catalog_url: str, licenses_file: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(udata_harvest(sys.argv[1], sys.argv[2]), indent=1, ensure_ascii=False,
-                     default=str))
+    print(
+        json.dumps(
+            udata_harvest(sys.argv[1], sys.argv[2]), indent=1, ensure_ascii=False, default=str
+        )
+    )
     sys.exit(0)
 
 
@@ -143,8 +146,13 @@ LOV2 = URIRef("https://www.etalab.gouv.fr/licence-ouverte-open-licence")
 @pytest.fixture(scope="module")
 def udata_python() -> Path:
     """udata's interpreter; ``make udata-venv`` creates the venv on first use (about a minute)."""
-    done = subprocess.run(["make", "--no-print-directory", "udata-venv"], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "udata-venv"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert UDATA_PYTHON.exists(), UDATA_PYTHON
     return UDATA_PYTHON
@@ -171,7 +179,10 @@ def catalog(server_url: str) -> Graph:
 def run_harvest(udata_python: Path, catalog_url: str) -> dict:
     done = subprocess.run(
         [str(udata_python), __file__, catalog_url, str(LICENSES)],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-5000:]
     return json.loads(done.stdout)
@@ -232,7 +243,8 @@ def test_licence_is_recognised_as_licence_ouverte_2(catalog: Graph, harvest: dic
 def test_the_sparql_endpoint_becomes_a_udata_dataservice(catalog: Graph, harvest: dict) -> None:
     [service] = catalog.subjects(RDF.type, DCAT.DataService)
     assert list(harvest["dataservices"]) == [str(catalog.value(service, DCTERMS.identifier))], (
-        item_errors(harvest))
+        item_errors(harvest)
+    )
     [got] = harvest["dataservices"].values()
     assert got["base_api_url"] == str(catalog.value(service, DCAT.endpointURL))
     assert got["license"] == "lov2"
@@ -247,7 +259,8 @@ def test_udata_accepts_every_item(catalog: Graph, harvest: dict) -> None:
     assert harvest["status"] == "done", item_errors(harvest)
     assert [i for i in harvest["items"] if i["status"] != "done"] == [], item_errors(harvest)
     described = set(catalog.subjects(RDF.type, DCAT.Dataset)) | set(
-        catalog.subjects(RDF.type, DCAT.DataService))
+        catalog.subjects(RDF.type, DCAT.DataService)
+    )
     assert len(harvest["items"]) == len(described)  # none skipped, none extra
 
 

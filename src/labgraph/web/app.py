@@ -73,8 +73,9 @@ class RequestLimits:
             return
         url_length = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         if url_length > self.max_url:
-            await error(414, f"request URL longer than {self.max_url} bytes; send the query "
-                        "with POST")(scope, receive, send)
+            await error(
+                414, f"request URL longer than {self.max_url} bytes; send the query with POST"
+            )(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -85,7 +86,8 @@ class RequestLimits:
                     return
                 if too_big:
                     await error(413, f"request body larger than {self.max_body} bytes")(
-                        scope, receive, send)
+                        scope, receive, send
+                    )
                     return
         received = 0
         started = False
@@ -108,8 +110,9 @@ class RequestLimits:
             await self.app(scope, counted_receive, tracked_send)
         except BodyTooLarge:
             if not started:
-                await error(413, f"request body larger than {self.max_body} bytes",
-                            {"Connection": "close"})(scope, receive, send)
+                await error(
+                    413, f"request body larger than {self.max_body} bytes", {"Connection": "close"}
+                )(scope, receive, send)
 
 
 class Compression:
@@ -118,9 +121,12 @@ class Compression:
 
     def __init__(self, app: ASGIApp, minimum_size: int) -> None:
         self.app = app
-        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=6,
-                                   exclude_content_types=("application/gzip",
-                                                          "application/x-gzip"))
+        self.gzip = GZipMiddleware(
+            app,
+            minimum_size=minimum_size,
+            compresslevel=6,
+            exclude_content_types=("application/gzip", "application/x-gzip"),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,8 +139,7 @@ class Compression:
 
         async def vary_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = _vary(list(message.get("headers", [])),
-                                           b"Accept-Encoding")
+                message["headers"] = _vary(list(message.get("headers", [])), b"Accept-Encoding")
             await send(message)
 
         await self.app(scope, receive, vary_send)
@@ -208,12 +213,16 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Ready when it answers 200",
-                   response_class=PlainTextResponse,
-                   responses={200: {"description": "ok and the release served",
-                                    "content": {"text/plain": {}}},
-                              503: {"description": "starting",
-                                    "content": {"text/plain": {}}}})
+    @app.api_route(
+        "/healthz",
+        methods=["GET", "HEAD"],
+        summary="Ready when it answers 200",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "ok and the release served", "content": {"text/plain": {}}},
+            503: {"description": "starting", "content": {"text/plain": {}}},
+        },
+    )
     async def healthz(request: Request) -> Response:
         current = runtime.current
         if current is None:
@@ -221,45 +230,83 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
         return PlainTextResponse(f"ok {current.id}\n", headers={"Cache-Control": "no-store"})
 
     if settings.metrics:
-        @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                 responses={200: {"description": "Prometheus text exposition format",
-                                  "content": {"text/plain": {}}}})
+
+        @app.get(
+            "/metrics",
+            summary="Prometheus metrics",
+            response_class=Response,
+            responses={
+                200: {
+                    "description": "Prometheus text exposition format",
+                    "content": {"text/plain": {}},
+                }
+            },
+        )
         async def metrics_endpoint() -> Response:
             body, content_type = metrics.exposition()
-            return Response(body, media_type=content_type,
-                            headers={"Cache-Control": "no-store"})
+            return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    app.add_middleware(FastPaths, routes=[
-        r for r in (*sparql.router.routes, *resources.router.routes)
-        if isinstance(r, APIRoute) and r.path in HOT_PATHS])
+    app.add_middleware(
+        FastPaths,
+        routes=[
+            r
+            for r in (*sparql.router.routes, *resources.router.routes)
+            if isinstance(r, APIRoute) and r.path in HOT_PATHS
+        ],
+    )
     app.add_middleware(Compression, minimum_size=1024)
-    app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
-                       on_limited=metrics.rate_limited.inc)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"],
-                       allow_headers=["Accept", "Content-Type", "If-None-Match",
-                                      "If-Modified-Since", "X-Request-Id"],
-                       expose_headers=["ETag", "Link", "Content-Location", "Location",
-                                       "X-Labgraph-Release", "Retry-After", "X-Request-Id"],
-                       max_age=86400)
-    app.add_middleware(RequestLimits, max_url=settings.max_url_bytes,
-                       max_body=settings.max_query_bytes)
+    app.add_middleware(
+        RateLimit,
+        rate=settings.rate_limit,
+        burst=settings.rate_burst,
+        on_limited=metrics.rate_limited.inc,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=[
+            "Accept",
+            "Content-Type",
+            "If-None-Match",
+            "If-Modified-Since",
+            "X-Request-Id",
+        ],
+        expose_headers=[
+            "ETag",
+            "Link",
+            "Content-Location",
+            "Location",
+            "X-Labgraph-Release",
+            "Retry-After",
+            "X-Request-Id",
+        ],
+        max_age=86400,
+    )
+    app.add_middleware(
+        RequestLimits, max_url=settings.max_url_bytes, max_body=settings.max_query_bytes
+    )
     app.add_middleware(Observability, metrics=metrics, max_body=settings.max_query_bytes)
     return app
 
 
 #: Answers the middleware may give on any operation, and on the SPARQL endpoint.
 _MIDDLEWARE_RESPONSES = {
-    "413": {"description": "Request body larger than max_query_bytes",
-            "content": {"text/plain": {}}},
-    "414": {"description": "Request URL longer than max_url_bytes",
-            "content": {"text/plain": {}}},
+    "413": {
+        "description": "Request body larger than max_query_bytes",
+        "content": {"text/plain": {}},
+    },
+    "414": {"description": "Request URL longer than max_url_bytes", "content": {"text/plain": {}}},
 }
-_RATE_LIMITED = {"429": {"description": "Too many queries from this address (rate_limit, "
-                         "rate_burst); Retry-After says when to retry",
-                         "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                                     "description": "seconds"}},
-                         "content": {"text/plain": {}}}}
+_RATE_LIMITED = {
+    "429": {
+        "description": "Too many queries from this address (rate_limit, "
+        "rate_burst); Retry-After says when to retry",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+        "content": {"text/plain": {}},
+    }
+}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -272,8 +319,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Duplicate Operation ID")
-        spec = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                           description=app.description, routes=app.routes)
+        spec = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             operation["operationId"] = re.sub(r"\W+", "_", f"{method}{path}").strip("_")
@@ -293,8 +345,10 @@ def _logged_done(tasks: set[asyncio.Task[bool]]) -> Callable[[asyncio.Task[bool]
     def done(task: asyncio.Task[bool]) -> None:
         tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("reload failed; still serving the previous release",
-                      exc_info=task.exception())
+            log.error(
+                "reload failed; still serving the previous release", exc_info=task.exception()
+            )
+
     return done
 
 
@@ -316,14 +370,16 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     The protocol is a ``functools.partial`` of a module-level class, so it pickles: uvicorn's
     ``workers`` > 1 passes its config to each worker process.
     """
-    trusted = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",")
-                        if ip.strip())
+    trusted = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip())
     max_head = max(MAX_HEAD_BYTES, settings.max_url_bytes + 8 * 1024)
     protocol = functools.partial(
-        GuardedHttpToolsProtocol, client_timeout=settings.client_timeout,
+        GuardedHttpToolsProtocol,
+        client_timeout=settings.client_timeout,
         per_client=settings.max_connections_per_client,
-        max_line=settings.max_url_bytes + REQUEST_LINE_SLACK, max_head=max_head,
-        trusted=trusted)
+        max_line=settings.max_url_bytes + REQUEST_LINE_SLACK,
+        max_head=max_head,
+        trusted=trusted,
+    )
     return {
         "host": settings.host,
         "port": settings.port,

@@ -41,8 +41,9 @@ class FastPaths:
                     return
         await self.app(scope, receive, send)
 
-    async def _call(self, route: APIRoute, params: dict[str, str], scope: Scope,
-                    receive: Receive, send: Send) -> None:
+    async def _call(
+        self, route: APIRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         # Errors propagate as from any route: RequestLimits answers a body grown too large,
         # FastAPI's outermost error middleware logs anything else and answers 500.
         scope["route"] = route

@@ -95,9 +95,16 @@ def not_modified(request: Request, etag: str, modified: dt.datetime) -> bool:
     return False
 
 
-def represent(request: Request, published: Published, body: bytes, fmt: Format, *,
-              etag_parts: tuple[str, ...], extra: dict[str, str] | None = None,
-              vary: bool = True) -> Response:
+def represent(
+    request: Request,
+    published: Published,
+    body: bytes,
+    fmt: Format,
+    *,
+    etag_parts: tuple[str, ...],
+    extra: dict[str, str] | None = None,
+    vary: bool = True,
+) -> Response:
     """A cacheable response (or 304) for one negotiated representation."""
     etag = etag_for(published, *etag_parts, fmt.name)
     headers = validators(published, etag)

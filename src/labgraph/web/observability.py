@@ -125,8 +125,7 @@ class _AccessLog:
     def __init__(self, target: logging.Handler, maxsize: int) -> None:
         self.target = target
         self.handler = _Dropping(maxsize)
-        self.thread = threading.Thread(target=self._write, name="labgraph-access-log",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._write, name="labgraph-access-log", daemon=True)
         self.thread.start()
 
     def submit(self, line: dict[str, Any]) -> None:
@@ -152,13 +151,25 @@ class _AccessLog:
                 else:
                     stamp, line = item
                     when = dt.datetime.fromtimestamp(stamp, dt.UTC)
-                    lines.append(json.dumps(
-                        {"time": when.isoformat(timespec="milliseconds"), **line},
-                        ensure_ascii=True, separators=(",", ":")))
+                    lines.append(
+                        json.dumps(
+                            {"time": when.isoformat(timespec="milliseconds"), **line},
+                            ensure_ascii=True,
+                            separators=(",", ":"),
+                        )
+                    )
             if lines:
-                self._emit(logging.makeLogRecord({
-                    "name": ACCESS_LOGGER, "msg": "\n".join(lines), "levelno": logging.INFO,
-                    "levelname": "INFO"}), len(lines))
+                self._emit(
+                    logging.makeLogRecord(
+                        {
+                            "name": ACCESS_LOGGER,
+                            "msg": "\n".join(lines),
+                            "levelno": logging.INFO,
+                            "levelname": "INFO",
+                        }
+                    ),
+                    len(lines),
+                )
             for _ in batch:
                 records.task_done()
 
@@ -248,11 +259,17 @@ class RuntimeCollector(Collector):
         stats = runtime.stats
         for name, help_text, value in (
             ("labgraph_query_timeouts", "Queries stopped at their deadline", stats.timeouts),
-            ("labgraph_query_busy_rejections",
-             "Queries refused because every worker stayed busy (503)", stats.busy),
+            (
+                "labgraph_query_busy_rejections",
+                "Queries refused because every worker stayed busy (503)",
+                stats.busy,
+            ),
             ("labgraph_reloads", "Releases loaded since start", stats.reloads),
-            ("labgraph_reload_failures", "Releases refused (incomplete or corrupted)",
-             stats.reload_failures),
+            (
+                "labgraph_reload_failures",
+                "Releases refused (incomplete or corrupted)",
+                stats.reload_failures,
+            ),
         ):
             counter = CounterMetricFamily(name, help_text)
             counter.add_metric([], value)
@@ -260,12 +277,14 @@ class RuntimeCollector(Collector):
         gauge = GaugeMetricFamily("labgraph_queries_in_flight", "Queries being evaluated")
         gauge.add_metric([], stats.in_flight)
         yield gauge
-        dropped = CounterMetricFamily("labgraph_access_log_dropped",
-                                      "Access-log lines dropped: the destination fell behind")
+        dropped = CounterMetricFamily(
+            "labgraph_access_log_dropped", "Access-log lines dropped: the destination fell behind"
+        )
         dropped.add_metric([], access_log_dropped())
         yield dropped
-        retired = GaugeMetricFamily("labgraph_retired_releases",
-                                    "Previous releases still finishing requests")
+        retired = GaugeMetricFamily(
+            "labgraph_retired_releases", "Previous releases still finishing requests"
+        )
         retired.add_metric([], len(runtime.retired))
         yield retired
 
@@ -275,15 +294,24 @@ class Metrics:
 
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("labgraph_http_requests", "HTTP requests answered",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("labgraph_http_request_duration_seconds",
-                                 "Time to answer a request, by route template",
-                                 ["route", "method"], buckets=LATENCY_BUCKETS,
-                                 registry=self.registry)
-        self.rate_limited = Counter("labgraph_rate_limited",
-                                    "SPARQL requests refused with 429 (per-client rate)",
-                                    registry=self.registry)
+        self.requests = Counter(
+            "labgraph_http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "labgraph_http_request_duration_seconds",
+            "Time to answer a request, by route template",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "labgraph_rate_limited",
+            "SPARQL requests refused with 429 (per-client rate)",
+            registry=self.registry,
+        )
         self.registry.register(RuntimeCollector(runtime))
         # Bounded: route templates, methods and statuses are finite sets.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -292,8 +320,10 @@ class Metrics:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:  # labels() takes a lock and builds a key: once per series
-            children = (self.requests.labels(route, method, str(status)),
-                        self.latency.labels(route, method))
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
@@ -345,8 +375,9 @@ class Observability:
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
-                raw = [(k, v) for k, v in message.get("headers", [])
-                       if k.lower() != b"x-request-id"]
+                raw = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
                 raw.append((b"x-request-id", rid.encode("ascii")))
                 message["headers"] = raw
                 for key, value in raw:
@@ -362,8 +393,9 @@ class Observability:
             elapsed = time.perf_counter() - started
             method = scope.get("method", "")
             route = route_template(scope)
-            self.metrics.observe(route, method if method in _METHODS else "OTHER",
-                                 sent["status"], elapsed)
+            self.metrics.observe(
+                route, method if method in _METHODS else "OTHER", sent["status"], elapsed
+            )
             sink = _access_log
             if sink is not None and not self.log.disabled:
                 line: dict[str, Any] = {
@@ -385,5 +417,7 @@ class Observability:
                     else:  # refused before the endpoint read it
                         line["query_hash"] = sparql_query_hash(
                             scope.get("query_string", b""),
-                            (content_type or b"").decode("latin-1"), bytes(body))
+                            (content_type or b"").decode("latin-1"),
+                            bytes(body),
+                        )
                 sink.submit(line)

@@ -31,16 +31,27 @@ REQUEST_LINE_SLACK = 64
 #: Largest request head (request line and headers) accepted, at least.
 MAX_HEAD_BYTES = 16 * 1024
 
-_REASONS = {408: "Request Timeout", 414: "URI Too Long",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+_REASONS = {
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """The guards of this module's docstring, around uvicorn's httptools protocol."""
 
-    def __init__(self, *args: Any, client_timeout: float = 10.0, per_client: int = 0,
-                 max_line: int = 8192 + REQUEST_LINE_SLACK, max_head: int = MAX_HEAD_BYTES,
-                 trusted: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        client_timeout: float = 10.0,
+        per_client: int = 0,
+        max_line: int = 8192 + REQUEST_LINE_SLACK,
+        max_head: int = MAX_HEAD_BYTES,
+        trusted: frozenset[str] = frozenset(),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.client_timeout = client_timeout
         self.per_client = per_client
@@ -75,8 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             key = client_key(host)
             counts = self._counts()
             if counts[key] >= self.per_client:
-                self._refuse(503, "too many connections from your address",
-                             {"Retry-After": "1"})
+                self._refuse(503, "too many connections from your address", {"Retry-After": "1"})
                 return
             counts[key] += 1
             self._client_key = key
@@ -178,9 +188,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         """Answer with a bare response outside the parser, then close."""
         body = (message + "\n").encode("utf-8")
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-                 "content-type: text/plain; charset=utf-8", f"content-length: {len(body)}",
-                 "connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+            "content-type: text/plain; charset=utf-8",
+            f"content-length: {len(body)}",
+            "connection: close",
+            *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        ]
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
         self.transport.close()
 
@@ -205,8 +219,11 @@ def _without_upgrade(request: bytes) -> bytes:
         if field in (b"upgrade", b"http2-settings"):
             continue
         if field == b"connection":
-            tokens = [t.strip() for t in value.split(b",")
-                      if t.strip().lower() not in (b"upgrade", b"http2-settings")]
+            tokens = [
+                t.strip()
+                for t in value.split(b",")
+                if t.strip().lower() not in (b"upgrade", b"http2-settings")
+            ]
             if not tokens:
                 continue
             line = name + b": " + b", ".join(tokens) + (b"\r" if line.endswith(b"\r") else b"")

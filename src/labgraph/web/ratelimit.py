@@ -42,8 +42,14 @@ def client_key(host: str | None) -> str:
 class TokenBuckets:
     """One token bucket per key; :meth:`take` says how long to wait when a key has none left."""
 
-    def __init__(self, rate: float, burst: int, *, max_clients: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_clients: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate
@@ -74,15 +80,20 @@ class TokenBuckets:
 class RateLimit:
     """ASGI middleware answering 429 (with Retry-After) to clients over their SPARQL budget."""
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int,
-                 on_limited: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, rate: float, burst: int, on_limited: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self.buckets = TokenBuckets(rate, burst) if rate > 0 else None
         self.on_limited = on_limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (self.buckets is None or scope["type"] != "http"
-                or scope.get("path") not in LIMITED_PATHS or scope.get("method") == "OPTIONS"):
+        if (
+            self.buckets is None
+            or scope["type"] != "http"
+            or scope.get("path") not in LIMITED_PATHS
+            or scope.get("method") == "OPTIONS"
+        ):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -93,7 +104,10 @@ class RateLimit:
         if self.on_limited is not None:
             self.on_limited()
         retry = max(1, math.ceil(wait))
-        await error(429, f"too many queries from your address: this endpoint allows "
-                    f"{self.buckets.rate:g} per second (bursts of {self.buckets.burst}); retry "
-                    f"in {retry} s, or download the dumps for heavy use",
-                    {"Retry-After": str(retry)})(scope, receive, send)
+        await error(
+            429,
+            f"too many queries from your address: this endpoint allows "
+            f"{self.buckets.rate:g} per second (bursts of {self.buckets.burst}); retry "
+            f"in {retry} s, or download the dumps for heavy use",
+            {"Retry-After": str(retry)},
+        )(scope, receive, send)

@@ -86,16 +86,27 @@ def _root(request: Request) -> str:
 @functools.lru_cache(maxsize=4096)
 def _alternates(root: str, stem: str, but: formats.Format | None = None) -> str:
     """The ``Link: rel=alternate`` value of a document (memoised: one per thing and format)."""
-    return link_header([(f"{root}{stem}.{f.extension}", "alternate", f.media_type)
-                        for f in DOC_FORMATS if f is not but])
+    return link_header(
+        [
+            (f"{root}{stem}.{f.extension}", "alternate", f.media_type)
+            for f in DOC_FORMATS
+            if f is not but
+        ]
+    )
 
 
-@router.api_route("/id/{type_}/{id_}", methods=["GET", "HEAD"], status_code=303,
-                  summary="A thing's URI: 303 See Other to its document",
-                  responses={303: {"description": "See Other: the document in the negotiated "
-                                   "format"}, 404: {"description": "unknown thing"},
-                             406: {"description": "no acceptable format"}},
-                  response_class=Response)
+@router.api_route(
+    "/id/{type_}/{id_}",
+    methods=["GET", "HEAD"],
+    status_code=303,
+    summary="A thing's URI: 303 See Other to its document",
+    responses={
+        303: {"description": "See Other: the document in the negotiated format"},
+        404: {"description": "unknown thing"},
+        406: {"description": "no acceptable format"},
+    },
+    response_class=Response,
+)
 async def thing(request: Request, type_: TypeParam, id_: IdParam) -> Response:
     runtime = request.app.state.runtime
     async with runtime.use() as published:
@@ -105,16 +116,24 @@ async def thing(request: Request, type_: TypeParam, id_: IdParam) -> Response:
         if not await describe_exists(published, iri):
             return _not_found(request, published, f"/id/{type_}/{id_}")
         try:
-            fmt = negotiate(request.headers.get("accept"), DOC_FORMATS,
-                            format_param=request.query_params.get("format"))
+            fmt = negotiate(
+                request.headers.get("accept"),
+                DOC_FORMATS,
+                format_param=request.query_params.get("format"),
+            )
         except NegotiationError as err:
             return _negotiation_failed(err)
         root = _root(request)
         location = f"{root}/doc/{type_}/{id_}.{fmt.extension}"
-        return Response(status_code=303, headers={
-            "Location": location, "Vary": "Accept", "Cache-Control": "public, max-age=3600",
-            "Link": _alternates(root, f"/doc/{type_}/{id_}"),
-        })
+        return Response(
+            status_code=303,
+            headers={
+                "Location": location,
+                "Vary": "Accept",
+                "Cache-Control": "public, max-age=3600",
+                "Link": _alternates(root, f"/doc/{type_}/{id_}"),
+            },
+        )
 
 
 async def describe_exists(published: Published, iri: str) -> bool:
@@ -123,12 +142,17 @@ async def describe_exists(published: Published, iri: str) -> bool:
     return published.engine.exists(iri)
 
 
-@router.api_route("/doc/{type_}/{name}", methods=["GET", "HEAD"],
-                  summary="The document about a thing (negotiated, or by extension)",
-                  responses={200: {"content": _DOC_CONTENT, "description": "the document"},
-                             404: {"description": "unknown thing"},
-                             406: {"description": "no acceptable format"}},
-                  response_class=Response)
+@router.api_route(
+    "/doc/{type_}/{name}",
+    methods=["GET", "HEAD"],
+    summary="The document about a thing (negotiated, or by extension)",
+    responses={
+        200: {"content": _DOC_CONTENT, "description": "the document"},
+        404: {"description": "unknown thing"},
+        406: {"description": "no acceptable format"},
+    },
+    response_class=Response,
+)
 async def document(request: Request, type_: TypeParam, name: str) -> Response:
     runtime = request.app.state.runtime
     id_, dot, extension = name.partition(".")
@@ -145,8 +169,11 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
                 return _not_found(request, published, f"/doc/{type_}/{name}")
         else:
             try:
-                fmt = negotiate(request.headers.get("accept"), DOC_FORMATS,
-                                format_param=request.query_params.get("format"))
+                fmt = negotiate(
+                    request.headers.get("accept"),
+                    DOC_FORMATS,
+                    format_param=request.query_params.get("format"),
+                )
             except NegotiationError as err:
                 return _negotiation_failed(err)
             extra["Content-Location"] = f"{root}{stem}.{fmt.extension}"
@@ -162,13 +189,21 @@ async def document(request: Request, type_: TypeParam, name: str) -> Response:
                 body = pages.resource_html(request, published, iri, triples)
             else:
                 context = root + "/context.jsonld"
-                body = formats.serialize_graph(triples, fmt, _doc_prefixes(runtime.minter.base),
-                                               context)
+                body = formats.serialize_graph(
+                    triples, fmt, _doc_prefixes(runtime.minter.base), context
+                )
             cache.put(key, body)
         # The representation names the host it was reached at (links, JSON-LD context): so does
         # its validator. Replicas behind one proxy see one host and agree.
-        return represent(request, published, body, fmt, etag_parts=("doc", iri, key[3]),
-                         extra=extra, vary=not dot)
+        return represent(
+            request,
+            published,
+            body,
+            fmt,
+            etag_parts=("doc", iri, key[3]),
+            extra=extra,
+            vary=not dot,
+        )
 
 
 def _negotiation_failed(err: NegotiationError) -> Response:
@@ -184,20 +219,29 @@ def _not_found(request: Request, published: Published, path: str) -> Response:
     return error(404, f"{path}: no such resource in this dataset")
 
 
-@router.api_route("/context.jsonld", methods=["GET", "HEAD"],
-                  summary="The JSON-LD @context of short keys",
-                  responses={200: {"content": {"application/ld+json": {}},
-                                   "description": "JSON-LD context"}},
-                  response_class=Response)
+@router.api_route(
+    "/context.jsonld",
+    methods=["GET", "HEAD"],
+    summary="The JSON-LD @context of short keys",
+    responses={200: {"content": {"application/ld+json": {}}, "description": "JSON-LD context"}},
+    response_class=Response,
+)
 async def context(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         body = jsonld.context_bytes()
-        return represent(request, published, body, formats.JSONLD, etag_parts=("context",),
-                         vary=False)
+        return represent(
+            request, published, body, formats.JSONLD, etag_parts=("context",), vary=False
+        )
 
 
-def release_file(request: Request, published: Published, name: str,
-                 media_type: str | None = None, *, download: bool = False) -> Response:
+def release_file(
+    request: Request,
+    published: Published,
+    name: str,
+    media_type: str | None = None,
+    *,
+    download: bool = False,
+) -> Response:
     """A file of the current release, with its digest as ETag."""
     release = published.release
     if release is None or name not in release.manifest["files"]:
@@ -219,20 +263,30 @@ DUMP_CONTENT = {f.media_type: {} for f in formats.DUMP_FORMATS}
 DUMP_CONTENT["application/gzip"] = {}
 
 
-@router.api_route("/dumps/", methods=["GET", "HEAD"], summary="List of the dumps",
-                  response_class=Response)
+@router.api_route(
+    "/dumps/", methods=["GET", "HEAD"], summary="List of the dumps", response_class=Response
+)
 async def dumps_index(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         return pages.dumps_page(request, published)
 
 
-@router.api_route("/dumps/{name}", methods=["GET", "HEAD"],
-                  summary="A dump of the current release (stable URL)",
-                  responses={200: {"content": DUMP_CONTENT, "description": "the dump"},
-                             404: {"description": "no such dump"}},
-                  response_class=Response)
-@router.api_route("/dumps/latest/{name}", methods=["GET", "HEAD"], include_in_schema=False,
-                  response_class=Response)
+@router.api_route(
+    "/dumps/{name}",
+    methods=["GET", "HEAD"],
+    summary="A dump of the current release (stable URL)",
+    responses={
+        200: {"content": DUMP_CONTENT, "description": "the dump"},
+        404: {"description": "no such dump"},
+    },
+    response_class=Response,
+)
+@router.api_route(
+    "/dumps/latest/{name}",
+    methods=["GET", "HEAD"],
+    include_in_schema=False,
+    response_class=Response,
+)
 async def dump(request: Request, name: str) -> Response:
     async with request.app.state.runtime.use() as published:
         if not _is_dump(published.release, name):
@@ -252,13 +306,19 @@ def _is_dump(release: Release | None, name: str) -> bool:
 CATALOG_FORMATS = (formats.TURTLE, formats.JSONLD, formats.RDFXML)
 
 
-@router.api_route("/catalog.{extension}", methods=["GET", "HEAD"],
-                  summary="DCAT-AP 3 catalogue of the datasets (ttl, jsonld, rdf)",
-                  responses={200: {"content": {f.media_type: {} for f in CATALOG_FORMATS},
-                                   "description": "the catalogue"},
-                             404: {"description": "no catalogue in that format",
-                                   "content": {"text/plain": {}}}},
-                  response_class=Response)
+@router.api_route(
+    "/catalog.{extension}",
+    methods=["GET", "HEAD"],
+    summary="DCAT-AP 3 catalogue of the datasets (ttl, jsonld, rdf)",
+    responses={
+        200: {
+            "content": {f.media_type: {} for f in CATALOG_FORMATS},
+            "description": "the catalogue",
+        },
+        404: {"description": "no catalogue in that format", "content": {"text/plain": {}}},
+    },
+    response_class=Response,
+)
 async def catalog_file(request: Request, extension: str) -> Response:
     async with request.app.state.runtime.use() as published:
         fmt = formats.by_extension(extension, CATALOG_FORMATS)
@@ -267,40 +327,53 @@ async def catalog_file(request: Request, extension: str) -> Response:
         return release_file(request, published, f"catalog.{fmt.extension}", fmt.content_type)
 
 
-@router.api_route("/catalog", methods=["GET", "HEAD"],
-                  summary="DCAT-AP 3 catalogue, negotiated",
-                  responses={200: {"content": {f.media_type: {} for f in CATALOG_FORMATS},
-                                   "description": "the catalogue"}},
-                  response_class=Response)
+@router.api_route(
+    "/catalog",
+    methods=["GET", "HEAD"],
+    summary="DCAT-AP 3 catalogue, negotiated",
+    responses={
+        200: {
+            "content": {f.media_type: {} for f in CATALOG_FORMATS},
+            "description": "the catalogue",
+        }
+    },
+    response_class=Response,
+)
 async def catalog(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         try:
-            fmt = negotiate(request.headers.get("accept"), CATALOG_FORMATS,
-                            format_param=request.query_params.get("format"))
+            fmt = negotiate(
+                request.headers.get("accept"),
+                CATALOG_FORMATS,
+                format_param=request.query_params.get("format"),
+            )
         except NegotiationError as err:
             return _negotiation_failed(err)
-        response = release_file(request, published, f"catalog.{fmt.extension}",
-                                fmt.content_type)
+        response = release_file(request, published, f"catalog.{fmt.extension}", fmt.content_type)
         response.headers["Vary"] = "Accept"
         response.headers["Content-Location"] = _here(request, f"/catalog.{fmt.extension}")
         return response
 
 
-@router.api_route("/.well-known/void", methods=["GET", "HEAD"], summary="VoID description",
-                  responses={200: {"content": {"text/turtle": {}},
-                                   "description": "VoID"}},
-                  response_class=Response)
+@router.api_route(
+    "/.well-known/void",
+    methods=["GET", "HEAD"],
+    summary="VoID description",
+    responses={200: {"content": {"text/turtle": {}}, "description": "VoID"}},
+    response_class=Response,
+)
 async def void(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         return release_file(request, published, "void.ttl", formats.TURTLE.content_type)
 
 
-def _vocabulary_response(request: Request, published: Published, name: str,
-                         title: str) -> Response:
+def _vocabulary_response(request: Request, published: Published, name: str, title: str) -> Response:
     try:
-        fmt = negotiate(request.headers.get("accept"),
-                        (formats.TURTLE, formats.JSONLD, formats.RDFXML, formats.NTRIPLES,
-                         formats.HTML), format_param=request.query_params.get("format"))
+        fmt = negotiate(
+            request.headers.get("accept"),
+            (formats.TURTLE, formats.JSONLD, formats.RDFXML, formats.NTRIPLES, formats.HTML),
+            format_param=request.query_params.get("format"),
+        )
     except NegotiationError as err:
         return _negotiation_failed(err)
     release = published.release
@@ -319,43 +392,63 @@ def _vocabulary_response(request: Request, published: Published, name: str,
 
 
 def _vocabulary_triples(path: Path) -> list[ox.Triple]:
-    return sorted({q.triple if isinstance(q, ox.Quad) else q
-                   for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)}, key=str)
+    return sorted(
+        {
+            q.triple if isinstance(q, ox.Quad) else q
+            for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)
+        },
+        key=str,
+    )
 
 
-@router.api_route("/def/", methods=["GET", "HEAD"], summary="The labgraph ontology",
-                  responses={200: {"content": {f.media_type: {} for f in DOC_FORMATS},
-                                   "description": "ontology"}},
-                  response_class=Response)
-@router.api_route("/def", methods=["GET", "HEAD"], include_in_schema=False,
-                  response_class=Response)
+@router.api_route(
+    "/def/",
+    methods=["GET", "HEAD"],
+    summary="The labgraph ontology",
+    responses={
+        200: {"content": {f.media_type: {} for f in DOC_FORMATS}, "description": "ontology"}
+    },
+    response_class=Response,
+)
+@router.api_route("/def", methods=["GET", "HEAD"], include_in_schema=False, response_class=Response)
 async def ontology(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         return _vocabulary_response(request, published, "ontology.ttl", "Ontologie labgraph")
 
 
-@router.api_route("/def/{term:path}", methods=["GET", "HEAD"],
-                  summary="An ontology term: 303 to the ontology document",
-                  status_code=303, response_class=Response,
-                  responses={303: {"description": "See Other: the term's section of /def/"},
-                             404: {"description": "no such term in the ontology",
-                                   "content": {"text/plain": {}}}})
+@router.api_route(
+    "/def/{term:path}",
+    methods=["GET", "HEAD"],
+    summary="An ontology term: 303 to the ontology document",
+    status_code=303,
+    response_class=Response,
+    responses={
+        303: {"description": "See Other: the term's section of /def/"},
+        404: {"description": "no such term in the ontology", "content": {"text/plain": {}}},
+    },
+)
 async def ontology_term(request: Request, term: str) -> Response:
     async with request.app.state.runtime.use() as published:
         iri = LG + term
         if published.release is None or not any(
-                t.subject.value == iri for t in _vocabulary_triples(
-                    published.release.file("ontology.ttl"))):
+            t.subject.value == iri
+            for t in _vocabulary_triples(published.release.file("ontology.ttl"))
+        ):
             return error(404, f"/def/{term}: no such term in the ontology")
         anchor = term.replace("/", "-")
-        return Response(status_code=303, headers={"Location": _here(request, f"/def/#{anchor}"),
-                                                  "Vary": "Accept"})
+        return Response(
+            status_code=303,
+            headers={"Location": _here(request, f"/def/#{anchor}"), "Vary": "Accept"},
+        )
 
 
-@router.api_route("/shapes", methods=["GET", "HEAD"], summary="The SHACL shapes",
-                  responses={200: {"content": {f.media_type: {} for f in DOC_FORMATS},
-                                   "description": "shapes"}},
-                  response_class=Response)
+@router.api_route(
+    "/shapes",
+    methods=["GET", "HEAD"],
+    summary="The SHACL shapes",
+    responses={200: {"content": {f.media_type: {} for f in DOC_FORMATS}, "description": "shapes"}},
+    response_class=Response,
+)
 async def shapes(request: Request) -> Response:
     async with request.app.state.runtime.use() as published:
         return _vocabulary_response(request, published, "shapes.ttl", "Formes SHACL labgraph")

@@ -155,8 +155,10 @@ class Runtime:
         if self.current is None and self.dataset is None:
             fallback = await asyncio.to_thread(self._newest_complete)
             if fallback is not None:
-                log.warning("serving %s, the newest complete release, until current is fixed",
-                            fallback.ident)
+                log.warning(
+                    "serving %s, the newest complete release, until current is fixed",
+                    fallback.ident,
+                )
                 async with self._lock:
                     await self._load(fallback)
         if self.current is None:
@@ -180,8 +182,11 @@ class Runtime:
     def _refuse(self, err: _Refused, force: bool) -> None:
         if force or err.key != self._refused:
             self.stats.reload_failures += 1
-            log.error("not loading %s; still serving %s", err,
-                      self.current.id if self.current else "nothing")
+            log.error(
+                "not loading %s; still serving %s",
+                err,
+                self.current.id if self.current else "nothing",
+            )
         self._refused = err.key
         self.last_error = str(err)
 
@@ -196,20 +201,27 @@ class Runtime:
                 engine = await asyncio.to_thread(self._engine, store_path)
                 await engine.start()
                 await self._warm_up(engine)
-        except (OSError, ValueError, SyntaxError, QueryError, QueryTimeout, Busy,
-                StoreUnavailable) as err:
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            QueryError,
+            QueryTimeout,
+            Busy,
+            StoreUnavailable,
+        ) as err:
             if engine is not None:
                 await engine.close()
-            self._refuse(_Refused(("load", candidate.ident), f"{candidate.source}: {err}"),
-                         False)
+            self._refuse(_Refused(("load", candidate.ident), f"{candidate.source}: {err}"), False)
             return False
         previous = self.current
         self.current = Published(candidate.ident, candidate.modified, engine, candidate.release)
         self._refused = None
         self.last_error = None
         self.stats.reloads += 1
-        log.info("serving %s%s", candidate.ident,
-                 f" (was {previous.id})" if previous is not None else "")
+        log.info(
+            "serving %s%s", candidate.ident, f" (was {previous.id})" if previous is not None else ""
+        )
         if previous is not None:
             self._retired.append(previous)
             self._close_idle()
@@ -224,19 +236,28 @@ class Runtime:
     def _remote_engine(self, release_id: str) -> RemoteEngine:
         settings = self.settings
         assert settings.store_url is not None
-        return _ObservedRemote(settings.store_url, stats=self.stats, base=settings.base,
-                               release_id=release_id, timeout=settings.query_timeout,
-                               max_bytes=settings.max_result_bytes,
-                               max_concurrent=settings.max_concurrent_queries,
-                               queue_wait=settings.queue_wait,
-                               query_path=settings.store_query_path)
+        return _ObservedRemote(
+            settings.store_url,
+            stats=self.stats,
+            base=settings.base,
+            release_id=release_id,
+            timeout=settings.query_timeout,
+            max_bytes=settings.max_result_bytes,
+            max_concurrent=settings.max_concurrent_queries,
+            queue_wait=settings.queue_wait,
+            query_path=settings.store_query_path,
+        )
 
     def _engine(self, store_path: Path) -> Engine:
         settings = self.settings
-        return _ObservedEngine(store_path, stats=self.stats,
-                               size=settings.max_concurrent_queries,
-                               timeout=settings.query_timeout, queue_wait=settings.queue_wait,
-                               max_bytes=settings.max_result_bytes)
+        return _ObservedEngine(
+            store_path,
+            stats=self.stats,
+            size=settings.max_concurrent_queries,
+            timeout=settings.query_timeout,
+            queue_wait=settings.queue_wait,
+            max_bytes=settings.max_result_bytes,
+        )
 
     def _locate(self, force: bool) -> _Candidate | None:
         """The candidate to load, None when nothing changed; raises :class:`_Refused`."""
@@ -277,13 +298,17 @@ class Runtime:
         settings = self.settings
         assert settings.store_url is not None
         try:
-            pointer = read_pointer(settings.store_url, settings.base,
-                                   query_path=settings.store_query_path)
+            pointer = read_pointer(
+                settings.store_url, settings.base, query_path=settings.store_query_path
+            )
         except (StoreUnavailable, OSError, ValueError) as err:
             raise _Refused(("store", str(err)), f"store {settings.store_url}: {err}") from None
         if pointer is None:
-            raise _Refused(("store", "empty"), f"nothing published in {settings.store_url} "
-                           f"for {settings.base}: run labgraph publish --store first")
+            raise _Refused(
+                ("store", "empty"),
+                f"nothing published in {settings.store_url} "
+                f"for {settings.base}: run labgraph publish --store first",
+            )
         if self.current is not None and self.current.id == pointer.release_id:
             return None
         release = None
@@ -367,4 +392,3 @@ class Runtime:
         for published in everything:
             await self._close(published)
         await self.drain()
-

@@ -33,17 +33,26 @@ router = APIRouter()
 SD = "http://www.w3.org/ns/sparql-service-description#"
 W3C_FORMATS = "http://www.w3.org/ns/formats/"
 _W3C_FORMAT_NAMES = {
-    "turtle": "Turtle", "ntriples": "N-Triples", "nquads": "N-Quads", "trig": "TriG",
-    "jsonld": "JSON-LD", "rdfxml": "RDF_XML", "json": "SPARQL_Results_JSON",
-    "xml": "SPARQL_Results_XML", "csv": "SPARQL_Results_CSV", "tsv": "SPARQL_Results_TSV",
+    "turtle": "Turtle",
+    "ntriples": "N-Triples",
+    "nquads": "N-Quads",
+    "trig": "TriG",
+    "jsonld": "JSON-LD",
+    "rdfxml": "RDF_XML",
+    "json": "SPARQL_Results_JSON",
+    "xml": "SPARQL_Results_XML",
+    "csv": "SPARQL_Results_CSV",
+    "tsv": "SPARQL_Results_TSV",
 }
 SD_FORMATS = (*formats.GRAPH_FORMATS, formats.HTML)
 #: What each query form's result can be written in. CSV and TSV have no boolean form (the W3C
 #: CSV/TSV results note defines only solutions), so an ASK is offered as JSON and XML.
 BOOLEAN_FORMATS = (formats.SPARQL_JSON, formats.SPARQL_XML)
 OFFERS: dict[str, tuple[formats.Format, ...]] = {
-    "SELECT": formats.RESULTS_FORMATS, "ASK": BOOLEAN_FORMATS,
-    "CONSTRUCT": formats.GRAPH_FORMATS, "DESCRIBE": formats.GRAPH_FORMATS,
+    "SELECT": formats.RESULTS_FORMATS,
+    "ASK": BOOLEAN_FORMATS,
+    "CONSTRUCT": formats.GRAPH_FORMATS,
+    "DESCRIBE": formats.GRAPH_FORMATS,
 }
 _FORM_OF_KIND = {"solutions": "SELECT", "boolean": "ASK", "graph": "CONSTRUCT"}
 _FORM = "application/x-www-form-urlencoded"
@@ -51,21 +60,33 @@ _DIRECT = "application/sparql-query"
 _UPDATE = "application/sparql-update"
 
 RESPONSES = {
-    200: {"description": "Query results (SELECT/ASK) or an RDF graph (CONSTRUCT/DESCRIBE); "
-          "without a query, the SPARQL service description.",
-          "content": {f.media_type: {} for f in (*formats.RESULTS_FORMATS, *SD_FORMATS)}},
-    400: {"description": "Malformed query or request (the parser's message)",
-          "content": {"text/plain": {}}},
-    403: {"description": "SPARQL Update is refused: the endpoint is read-only",
-          "content": {"text/plain": {}}},
-    406: {"description": "No acceptable format; the body lists those offered",
-          "content": {"text/plain": {}}},
+    200: {
+        "description": "Query results (SELECT/ASK) or an RDF graph (CONSTRUCT/DESCRIBE); "
+        "without a query, the SPARQL service description.",
+        "content": {f.media_type: {} for f in (*formats.RESULTS_FORMATS, *SD_FORMATS)},
+    },
+    400: {
+        "description": "Malformed query or request (the parser's message)",
+        "content": {"text/plain": {}},
+    },
+    403: {
+        "description": "SPARQL Update is refused: the endpoint is read-only",
+        "content": {"text/plain": {}},
+    },
+    406: {
+        "description": "No acceptable format; the body lists those offered",
+        "content": {"text/plain": {}},
+    },
     413: {"description": "Query or body too large", "content": {"text/plain": {}}},
-    415: {"description": "Unsupported request media type or charset",
-          "content": {"text/plain": {}}},
+    415: {
+        "description": "Unsupported request media type or charset",
+        "content": {"text/plain": {}},
+    },
     422: {"description": "Result larger than the configured cap", "content": {"text/plain": {}}},
-    503: {"description": "Query stopped at its deadline, or every worker busy (Retry-After)",
-          "content": {"text/plain": {}}},
+    503: {
+        "description": "Query stopped at its deadline, or every worker busy (Retry-After)",
+        "content": {"text/plain": {}},
+    },
 }
 
 
@@ -77,39 +98,81 @@ class ProtocolError(Exception):
 
 
 _GRAPH_PARAMS = [
-    {"name": name, "in": "query", "required": False, "style": "form", "explode": True,
-     "description": description, "schema": {"type": "array", "items": {"type": "string"}}}
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "description": description,
+        "schema": {"type": "array", "items": {"type": "string"}},
+    }
     for name, description in (
         ("default-graph-uri", "IRI of a graph forming the default graph (repeatable)"),
-        ("named-graph-uri", "IRI of a named graph of the dataset (repeatable)"))
+        ("named-graph-uri", "IRI of a named graph of the dataset (repeatable)"),
+    )
 ]
-_FORMAT_PARAM = {"name": "format", "in": "query", "required": False,
-                 "description": "result format by extension or media type, instead of Accept",
-                 "schema": {"type": "string"}}
-QUERY_GET = {"parameters": [
-    {"name": "query", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "SPARQL 1.1 query; without it, the service description"},
-    *_GRAPH_PARAMS, _FORMAT_PARAM]}
-QUERY_POST = {"parameters": [*_GRAPH_PARAMS, _FORMAT_PARAM], "requestBody": {
-    "required": True,
-    "content": {
-        "application/sparql-query": {"schema": {"type": "string"}},
-        "application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "required": ["query"],
-            "properties": {"query": {"type": "string"},
-                           "default-graph-uri": {"type": "array", "items": {"type": "string"}},
-                           "named-graph-uri": {"type": "array", "items": {"type": "string"}}}}},
-    }}}
+_FORMAT_PARAM = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "result format by extension or media type, instead of Accept",
+    "schema": {"type": "string"},
+}
+QUERY_GET = {
+    "parameters": [
+        {
+            "name": "query",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "SPARQL 1.1 query; without it, the service description",
+        },
+        *_GRAPH_PARAMS,
+        _FORMAT_PARAM,
+    ]
+}
+QUERY_POST = {
+    "parameters": [*_GRAPH_PARAMS, _FORMAT_PARAM],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/sparql-query": {"schema": {"type": "string"}},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["query"],
+                    "properties": {
+                        "query": {"type": "string"},
+                        "default-graph-uri": {"type": "array", "items": {"type": "string"}},
+                        "named-graph-uri": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            },
+        },
+    },
+}
 
 
-@router.api_route("/sparql", methods=["GET", "HEAD"], responses=RESPONSES,
-                  summary="SPARQL 1.1 Protocol endpoint (read-only): query in the URL",
-                  response_class=Response, openapi_extra=QUERY_GET)
-@router.api_route("/sparql", methods=["POST"], responses=RESPONSES,
-                  summary="SPARQL 1.1 Protocol endpoint (read-only): query in the body",
-                  response_class=Response, openapi_extra=QUERY_POST)
-@router.api_route("/sparql/", methods=["GET", "HEAD", "POST"], include_in_schema=False,
-                  response_class=Response)
+@router.api_route(
+    "/sparql",
+    methods=["GET", "HEAD"],
+    responses=RESPONSES,
+    summary="SPARQL 1.1 Protocol endpoint (read-only): query in the URL",
+    response_class=Response,
+    openapi_extra=QUERY_GET,
+)
+@router.api_route(
+    "/sparql",
+    methods=["POST"],
+    responses=RESPONSES,
+    summary="SPARQL 1.1 Protocol endpoint (read-only): query in the body",
+    response_class=Response,
+    openapi_extra=QUERY_POST,
+)
+@router.api_route(
+    "/sparql/", methods=["GET", "HEAD", "POST"], include_in_schema=False, response_class=Response
+)
 async def sparql(request: Request) -> Response:
     runtime = request.app.state.runtime
     settings = runtime.settings
@@ -147,18 +210,21 @@ async def sparql(request: Request) -> Response:
                 return error(err.status, err.message)
         # Relative IRIs in a query resolve against the endpoint as reached (SPARQL 1.1
         # Protocol: the service-defined BASE "MAY be the service endpoint").
-        job = Job(query, tuple(defaults), tuple(named),
-                  results_fmt.name if results_fmt else None,
-                  graph_fmt.name if graph_fmt else None,
-                  base_iri=_endpoint(request))
+        job = Job(
+            query,
+            tuple(defaults),
+            tuple(named),
+            results_fmt.name if results_fmt else None,
+            graph_fmt.name if graph_fmt else None,
+            base_iri=_endpoint(request),
+        )
         etag = etag_for(published, "sparql", repr(job))
         headers = validators(published, etag)
         headers["Vary"] = "Accept"
         if info.volatile:  # NOW(), RAND()…: a new answer each time, never a cached one
             headers.pop("ETag", None)
             headers["Cache-Control"] = "no-store"
-        elif request.method in ("GET", "HEAD") and not_modified(request, etag,
-                                                                published.modified):
+        elif request.method in ("GET", "HEAD") and not_modified(request, etag, published.modified):
             return Response(status_code=304, headers=headers)
         results: ByteCache = request.app.state.results
         cached = None if info.volatile else results.get((published.id, job))
@@ -169,26 +235,32 @@ async def sparql(request: Request) -> Response:
             else:
                 answer = await published.engine.run(job)
                 if not info.volatile:
-                    results.put((published.id, job),
-                                answer.format.encode() + b"\n" + answer.body)
+                    results.put((published.id, job), answer.format.encode() + b"\n" + answer.body)
         except QueryError as err:
             return error(400, f"malformed or unsupported query: {err}")
         except QueryTimeout:
             log.warning("query stopped at its %ss deadline", settings.query_timeout)
-            return error(503, f"query stopped: it ran longer than the {settings.query_timeout:g}"
-                         " s limit of this endpoint. Narrow it (LIMIT, filters) or download "
-                         "the dumps.", {"Retry-After": "5"})
+            return error(
+                503,
+                f"query stopped: it ran longer than the {settings.query_timeout:g}"
+                " s limit of this endpoint. Narrow it (LIMIT, filters) or download "
+                "the dumps.",
+                {"Retry-After": "5"},
+            )
         except Busy:
-            return error(503, "every query worker is busy; retry shortly",
-                         {"Retry-After": "1"})
+            return error(503, "every query worker is busy; retry shortly", {"Retry-After": "1"})
         except ResultTooLarge:
-            return error(422, f"the result is larger than {settings.max_result_bytes} bytes, "
-                         "the cap of this endpoint: add LIMIT/OFFSET or download the dumps")
+            return error(
+                422,
+                f"the result is larger than {settings.max_result_bytes} bytes, "
+                "the cap of this endpoint: add LIMIT/OFFSET or download the dumps",
+            )
         except NotAcceptable as err:
             return _not_acceptable(OFFERS[_FORM_OF_KIND[err.kind]])
         except StoreUnavailable as err:
-            return error(err.status, f"the SPARQL store is unavailable: {err}",
-                         {"Retry-After": "5"})
+            return error(
+                err.status, f"the SPARQL store is unavailable: {err}", {"Retry-After": "5"}
+            )
         fmt = formats.by_extension(answer.format)
         assert fmt is not None
         if request.method == "POST":
@@ -212,8 +284,9 @@ def _wants_html(accept: str | None) -> bool:
     return best is formats.HTML
 
 
-def _maybe(accept: str | None, offers: Sequence[formats.Format],
-           format_param: Sequence[str]) -> formats.Format | None:
+def _maybe(
+    accept: str | None, offers: Sequence[formats.Format], format_param: Sequence[str]
+) -> formats.Format | None:
     try:
         return negotiate(accept, offers, format_param=format_param)
     except NegotiationError as err:
@@ -226,8 +299,9 @@ def _not_acceptable(offers: Sequence[formats.Format]) -> Response:
     return error(406, f"not acceptable; this result is offered as: {offered_list(offers)}")
 
 
-async def _read_request(request: Request, max_bytes: int
-                        ) -> tuple[str | None, list[str], list[str]]:
+async def _read_request(
+    request: Request, max_bytes: int
+) -> tuple[str | None, list[str], list[str]]:
     """(query, default graphs, named graphs) of a protocol request, or ProtocolError."""
     url = request.query_params
     if "update" in url or "using-graph-uri" in url or "using-named-graph-uri" in url:
@@ -252,8 +326,13 @@ async def _read_request(request: Request, max_bytes: int
         raise ProtocolError(400, "the request body is not valid UTF-8") from None
     if media_type == _FORM:
         try:
-            form = parse_qs(text, keep_blank_values=True, strict_parsing=False,
-                            errors="strict", max_num_fields=1000)
+            form = parse_qs(
+                text,
+                keep_blank_values=True,
+                strict_parsing=False,
+                errors="strict",
+                max_num_fields=1000,
+            )
         except (ValueError, UnicodeDecodeError) as err:
             raise ProtocolError(400, f"malformed form body: {err}") from None
         if "update" in form:
@@ -312,8 +391,9 @@ def service_description(endpoint: str, published: Published) -> list[ox.Triple]:
         ox.Triple(service, n(SD + "supportedLanguage"), n(SD + "SPARQL11Query")),
     ]
     for fmt in (*formats.RESULTS_FORMATS, *formats.GRAPH_FORMATS):
-        out.append(ox.Triple(service, n(SD + "resultFormat"),
-                             n(W3C_FORMATS + _W3C_FORMAT_NAMES[fmt.name])))
+        out.append(
+            ox.Triple(service, n(SD + "resultFormat"), n(W3C_FORMATS + _W3C_FORMAT_NAMES[fmt.name]))
+        )
     dataset = n(endpoint + "#dataset")
     default = n(endpoint + "#default-graph")
     out += [
@@ -324,14 +404,20 @@ def service_description(endpoint: str, published: Published) -> list[ox.Triple]:
     ]
     for graph in published.engine.graphs():
         node = n(endpoint + "#graph-" + hashlib.sha256(graph.encode()).hexdigest()[:12])
-        out += [ox.Triple(dataset, n(SD + "namedGraph"), node),
-                ox.Triple(node, a, n(SD + "NamedGraph")),
-                ox.Triple(node, n(SD + "name"), n(graph))]
-    if published.release is not None and "service-description.ttl" in published.release.manifest[
-            "files"]:
+        out += [
+            ox.Triple(dataset, n(SD + "namedGraph"), node),
+            ox.Triple(node, a, n(SD + "NamedGraph")),
+            ox.Triple(node, n(SD + "name"), n(graph)),
+        ]
+    if (
+        published.release is not None
+        and "service-description.ttl" in published.release.manifest["files"]
+    ):
         path = published.release.file("service-description.ttl")
-        out += [q.triple if isinstance(q, ox.Quad) else q
-                for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
+        out += [
+            q.triple if isinstance(q, ox.Quad) else q
+            for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)
+        ]
         void = request_free_void(published)
         if void:
             out.append(ox.Triple(service, n(expand("rdfs:seeAlso")), n(void)))
@@ -350,14 +436,19 @@ def _describe_service(request: Request, published: Published) -> Response:
     try:
         fmt = negotiate(accept, SD_FORMATS, format_param=request.query_params.getlist("format"))
     except NegotiationError as err:
-        return error(err.status, err.message if err.status == 400 else
-                     f"not acceptable; offered: {offered_list(SD_FORMATS)}")
+        return error(
+            err.status,
+            err.message
+            if err.status == 400
+            else f"not acceptable; offered: {offered_list(SD_FORMATS)}",
+        )
     if fmt is formats.HTML:
         return pages.query_form(request, published)
     endpoint = _endpoint(request)
     triples = service_description(endpoint, published)
-    body = formats.serialize_graph(triples, fmt, {"sd": SD, "void": expand("void:"),
-                                                  "dcat": expand("dcat:")})
+    body = formats.serialize_graph(
+        triples, fmt, {"sd": SD, "void": expand("void:"), "dcat": expand("dcat:")}
+    )
     headers = validators(published, etag_for(published, "sd", endpoint, fmt.name))
     headers["Vary"] = "Accept"
     return Response(body, media_type=fmt.content_type, headers=headers)
