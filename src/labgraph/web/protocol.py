@@ -69,7 +69,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._line_open = True
         self._line_bytes = 0
         self._head_bytes = 0
-        self._tail = b""
         self._pending = b""
 
     def _counts(self) -> Counter[str]:
@@ -133,14 +132,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(414, f"request line longer than {self.max_line} bytes")
                 return True
             self._line_open = end < 0
-        seen = self._tail + data
+        tail = self._pending[-3:]  # an end of head may straddle two reads
+        seen = tail + data
         ends = [i for i in (seen.find(b"\r\n\r\n"), seen.find(b"\n\n")) if i >= 0]
         if ends:
-            self._head_bytes += min(ends) - len(self._tail)
+            self._head_bytes += min(ends) - len(tail)
             self._in_head = False
         else:
             self._head_bytes += len(data)
-            self._tail = seen[-3:]
         if self._head_bytes > self.max_head:
             self._refuse(431, f"request head larger than {self.max_head} bytes")
             return True
