@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     cache_bytes: int = Field(
         64_000_000,
         ge=0,
-        description="Memory for serialised documents and query results of the current release "
-        "(least recently used dropped first); 0 turns the caches off.",
+        description="Memory for the answers of the current release: serialised documents, "
+        "query results and whole answers replayed to repeated requests, a third each (least "
+        "recently used dropped first); 0 turns the caches off.",
     )
     queue_wait: float = Field(
         2.0, ge=0, description="Seconds a query may wait for a free query worker before 503."

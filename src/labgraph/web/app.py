@@ -1,7 +1,8 @@
 """The application factory: routers, middleware, the release runtime, and how uvicorn runs it.
 
 Middleware order (outermost first): observability (request id, access log, metrics: it sees every
-answer, refusals included), request limits (414/413 before anything is read, chunked bodies
+answer, refusals included), the replay of stored whole answers (:mod:`.replay`, which asks the
+rate limit again for each), request limits (414/413 before anything is read, chunked bodies
 included), CORS, the per-client SPARQL rate limit (429), gzip, and the hot routes
 (:data:`HOT_PATHS`) called directly (:mod:`.fastpath`). The runtime is started in the
 lifespan and watched for new releases, so ``labgraph build`` switching ``current`` (or a SIGHUP)
@@ -42,13 +43,18 @@ from .fastpath import FastPaths
 from .http import ByteCache, error
 from .observability import Metrics, Observability, configure_access_log, flush_access_log
 from .protocol import MAX_HEAD_BYTES, REQUEST_LINE_SLACK, GuardedHttpToolsProtocol
-from .ratelimit import LIMITED_PATHS, RateLimit
+from .ratelimit import LIMITED_PATHS, ClientQuota, RateLimit
+from .replay import ResponseCache
 from .runtime import Runtime
 
 log = logging.getLogger("labgraph.server")
 STATIC = Path(__file__).parent / "static"
 #: Routes clients hit in loops, dispatched by :class:`FastPaths` without FastAPI's machinery.
 HOT_PATHS = frozenset({"/sparql", "/sparql/", "/id/{type_}/{id_}", "/doc/{type_}/{name}"})
+#: The answer caches: serialised documents, query results, whole answers (:mod:`.replay`).
+CACHES = ("documents", "results", "answers")
+#: Answers about the server itself, never replayed (they say no-store anyway).
+_NEVER_REPLAYED = frozenset({"/healthz", "/metrics"})
 
 
 class BodyTooLarge(Exception):
@@ -159,7 +165,10 @@ def _vary(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, 
 def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     """A FastAPI app serving ``releases/current`` (or one dataset file)."""
     runtime = Runtime(settings, dataset)
-    metrics = Metrics(runtime)
+    # A third each for documents, query results and whole answers (replay.py); each entry at
+    # most 1/16 of its third.
+    caches = {name: ByteCache(settings.cache_bytes // 3) for name in CACHES}
+    metrics = Metrics(runtime, caches)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -205,9 +214,10 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
-    # Half for documents, half for query results; each entry at most 1/16 of its half.
-    app.state.documents = ByteCache(settings.cache_bytes // 2)
-    app.state.results = ByteCache(settings.cache_bytes // 2)
+    app.state.documents = caches["documents"]
+    app.state.results = caches["results"]
+    app.state.answers = caches["answers"]
+    quota = ClientQuota(settings.rate_limit, settings.rate_burst)
     app.include_router(sparql.router)
     app.include_router(resources.router)
     app.include_router(pages.router)
@@ -256,12 +266,7 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
         ],
     )
     app.add_middleware(Compression, minimum_size=1024)
-    app.add_middleware(
-        RateLimit,
-        rate=settings.rate_limit,
-        burst=settings.rate_burst,
-        on_limited=metrics.rate_limited.inc,
-    )
+    app.add_middleware(RateLimit, quota=quota, on_limited=metrics.rate_limited.inc)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -286,6 +291,13 @@ def create_app(settings: Settings, *, dataset: Path | None = None) -> FastAPI:
     )
     app.add_middleware(
         RequestLimits, max_url=settings.max_url_bytes, max_body=settings.max_query_bytes
+    )
+    app.add_middleware(
+        ResponseCache,
+        cache=app.state.answers,
+        release=lambda: runtime.current.id if runtime.current is not None else None,
+        cacheable=lambda path: path not in _NEVER_REPLAYED,
+        admit=quota.admits,
     )
     app.add_middleware(Observability, metrics=metrics, max_body=settings.max_query_bytes)
     return app

@@ -12,6 +12,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
@@ -23,7 +24,8 @@ CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=60"
 
 
 class ByteCache:
-    """A least-recently-used cache of serialised bodies, bounded in bytes.
+    """A least-recently-used cache of serialised bodies (or anything whose size in bytes is
+    given), bounded in bytes.
 
     A release never changes, so a document or a query result keyed by the release id stays
     true for as long as that release is served; a new release simply uses new keys.
@@ -35,25 +37,37 @@ class ByteCache:
         self.size = 0
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
+    def get(self, key: Hashable) -> Any:
         found = self._items.get(key)
         if found is None:
             self.misses += 1
             return None
         self.hits += 1
         self._items.move_to_end(key)
-        return found
+        return found[0]
 
-    def put(self, key: Hashable, value: bytes) -> None:
-        if len(value) > self.max_item or key in self._items:
+    def put(self, key: Hashable, value: Any, size: int | None = None) -> None:
+        """Keep ``value`` (``size`` bytes; a bytes value counts its length)."""
+        size = len(value) if size is None else size
+        if size > self.max_item or key in self._items:
             return
-        self._items[key] = value
-        self.size += len(value)
+        self._items[key] = (value, size)
+        self.size += size
         while self.size > self.max_bytes and self._items:
-            _, dropped = self._items.popitem(last=False)
-            self.size -= len(dropped)
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.size -= dropped
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.size = 0
 
 
 def etag_for(published: Published, *parts: str) -> str:

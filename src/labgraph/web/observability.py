@@ -22,7 +22,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -289,10 +289,34 @@ class RuntimeCollector(Collector):
         yield retired
 
 
+class CacheCollector(Collector):
+    """Hits, misses and bytes of the answer caches, read at scrape time: the hit ratio says
+    whether ``cache_bytes`` is large enough for what clients ask."""
+
+    def __init__(self, caches: Mapping[str, Any]) -> None:
+        self.caches = caches
+
+    def collect(self) -> Iterator[Any]:
+        hits = CounterMetricFamily(
+            "labgraph_cache_hits", "Answers found in a cache", labels=["cache"]
+        )
+        misses = CounterMetricFamily(
+            "labgraph_cache_misses", "Answers looked for in a cache and not found", labels=["cache"]
+        )
+        size = GaugeMetricFamily("labgraph_cache_bytes", "Bytes held by a cache", labels=["cache"])
+        for name, cache in self.caches.items():
+            hits.add_metric([name], cache.hits)
+            misses.add_metric([name], cache.misses)
+            size.add_metric([name], cache.size)
+        yield hits
+        yield misses
+        yield size
+
+
 class Metrics:
     """The app's own registry (so several apps can live in one process, as in tests)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, caches: Mapping[str, Any] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "labgraph_http_requests",
@@ -313,6 +337,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(RuntimeCollector(runtime))
+        if caches:
+            self.registry.register(CacheCollector(caches))
         # Bounded: route templates, methods and statuses are finite sets.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -375,14 +401,17 @@ class Observability:
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
-                raw = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
+                # ASGI header names are lower case: no need to fold them here.
+                raw = []
+                for header in message.get("headers", ()):
+                    name = header[0]
+                    if name == b"x-request-id":
+                        continue
+                    if name == b"x-labgraph-release":
+                        sent["release"] = header[1].decode("latin-1")
+                    raw.append(header)
                 raw.append((b"x-request-id", rid.encode("ascii")))
                 message["headers"] = raw
-                for key, value in raw:
-                    if key.lower() == b"x-labgraph-release":
-                        sent["release"] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 sent["bytes"] += len(message.get("body", b""))
             await send(message)

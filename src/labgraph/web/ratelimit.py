@@ -77,37 +77,52 @@ class TokenBuckets:
         return len(self._buckets)
 
 
+class ClientQuota:
+    """The SPARQL budget of each client, shared by every layer that may answer a query (the
+    rate-limit middleware, and the replay of stored answers, :mod:`.replay`)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.buckets = TokenBuckets(rate, burst) if rate > 0 else None
+
+    def wait(self, scope: Scope) -> float:
+        """0 if the request may go on (a token spent, or not limited), else seconds to wait."""
+        if (
+            self.buckets is None
+            or scope.get("path") not in LIMITED_PATHS
+            or scope.get("method") == "OPTIONS"
+        ):
+            return 0.0
+        client = scope.get("client")
+        return self.buckets.take(client_key(client[0] if client else None))
+
+    def admits(self, scope: Scope) -> bool:
+        return self.wait(scope) <= 0
+
+
 class RateLimit:
     """ASGI middleware answering 429 (with Retry-After) to clients over their SPARQL budget."""
 
     def __init__(
-        self, app: ASGIApp, rate: float, burst: int, on_limited: Callable[[], None] | None = None
+        self, app: ASGIApp, quota: ClientQuota, on_limited: Callable[[], None] | None = None
     ) -> None:
         self.app = app
-        self.buckets = TokenBuckets(rate, burst) if rate > 0 else None
+        self.quota = quota
         self.on_limited = on_limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.buckets is None
-            or scope["type"] != "http"
-            or scope.get("path") not in LIMITED_PATHS
-            or scope.get("method") == "OPTIONS"
-        ):
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        wait = self.buckets.take(client_key(client[0] if client else None))
+        wait = self.quota.wait(scope) if scope["type"] == "http" else 0.0
         if wait <= 0:
             await self.app(scope, receive, send)
             return
         if self.on_limited is not None:
             self.on_limited()
         retry = max(1, math.ceil(wait))
+        buckets = self.quota.buckets
+        assert buckets is not None
         await error(
             429,
             f"too many queries from your address: this endpoint allows "
-            f"{self.buckets.rate:g} per second (bursts of {self.buckets.burst}); retry "
+            f"{buckets.rate:g} per second (bursts of {buckets.burst}); retry "
             f"in {retry} s, or download the dumps for heavy use",
             {"Retry-After": str(retry)},
         )(scope, receive, send)
