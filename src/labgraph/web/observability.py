@@ -9,15 +9,16 @@ by raw path, so a scan of random URLs cannot grow them without bound.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import logging.handlers
 import os
-import queue
 import re
 import sys
 import threading
@@ -80,8 +81,19 @@ _new_id = _Ids()
 
 def query_hash(query: str | bytes) -> str:
     """A short, stable fingerprint of a query (the same text always gives the same hash)."""
+    if isinstance(query, str) and len(query) <= _MEMO_CHARS:
+        return _str_hash(query)
     data = query.encode("utf-8", "surrogatepass") if isinstance(query, str) else query
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+_MEMO_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _str_hash(query: str) -> str:
+    """Memoised: clients repeat their queries, and the log hashes each one every time."""
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def sparql_query_hash(query_string: bytes, content_type: str, body: bytes) -> str | None:
@@ -104,74 +116,80 @@ def sparql_query_hash(query_string: bytes, content_type: str, body: bytes) -> st
     return query_hash(body) if body else None
 
 
-class _Dropping(logging.handlers.QueueHandler):
-    """Hands records to the writer thread; when it has fallen ``maxsize`` lines behind (a stuck
-    pipe, a full disk, a slow collector), drops them and counts them rather than wait."""
+class _Backlog(logging.Handler):
+    """Lines waiting for the writer thread: a deque, since appending to one is atomic and takes
+    no lock (a ``queue.Queue`` costs a lock and a condition per line on both sides). When the
+    writer has fallen ``maxsize`` lines behind (a stuck pipe, a full disk, a slow collector),
+    new lines are dropped and counted rather than waited for."""
 
     def __init__(self, maxsize: int) -> None:
-        super().__init__(queue.Queue(maxsize))
+        super().__init__()
+        self.maxsize = maxsize
+        self.lines: collections.deque[Any] = collections.deque()
+        self.submitted = itertools.count(1)  # next() is atomic: the loop and other threads
+        self.last = 0  # number of the last line submitted
+        self.done = 0  # lines written or dropped, counted by the writer thread only
         self.dropped = 0
 
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
+    def put(self, item: Any) -> None:
+        if len(self.lines) >= self.maxsize:
             self.dropped += 1
+            return
+        self.lines.append(item)
+        self.last = next(self.submitted)
+
+    def emit(self, record: logging.LogRecord) -> None:  # logged to the access logger by others
+        self.put(record)
 
 
 class _AccessLog:
-    """The access log's queue and the daemon thread that writes it out."""
+    """The access log's backlog and the daemon thread that writes it out."""
 
     def __init__(self, target: logging.Handler, maxsize: int) -> None:
         self.target = target
-        self.handler = _Dropping(maxsize)
+        self.handler = _Backlog(maxsize)
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._write, name="labgraph-access-log", daemon=True)
         self.thread.start()
 
     def submit(self, line: dict[str, Any]) -> None:
         """Queue one access line; it is timestamped now and formatted by the writer thread."""
-        self.handler.enqueue((time.time(), line))  # type: ignore[arg-type]
+        self.handler.put((time.time(), line))
 
     def _write(self) -> None:
-        records: Any = self.handler.queue
-        running = True
-        while running:
-            batch = [records.get()]
+        lines = self.handler.lines
+        while True:
             # Let lines gather: one write (and one hand-off of the GIL) per batch, not per line.
-            time.sleep(ACCESS_LOG_BATCH_SECONDS)
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < ACCESS_LOG_BACKLOG:
-                    batch.append(records.get_nowait())
-            lines: list[str] = []
-            for item in batch:
-                if item is None:
-                    running = False
-                elif isinstance(item, logging.LogRecord):  # logged by someone else
-                    self._emit(item, 1)
-                else:
-                    stamp, line = item
-                    when = dt.datetime.fromtimestamp(stamp, dt.UTC)
-                    lines.append(
-                        json.dumps(
-                            {"time": when.isoformat(timespec="milliseconds"), **line},
-                            ensure_ascii=True,
-                            separators=(",", ":"),
-                        )
-                    )
-            if lines:
-                self._emit(
-                    logging.makeLogRecord(
-                        {
-                            "name": ACCESS_LOGGER,
-                            "msg": "\n".join(lines),
-                            "levelno": logging.INFO,
-                            "levelname": "INFO",
-                        }
-                    ),
-                    len(lines),
-                )
-            for _ in batch:
-                records.task_done()
+            stopping = self.stopping.wait(ACCESS_LOG_BATCH_SECONDS)
+            while lines:
+                batch = [lines.popleft() for _ in range(min(len(lines), ACCESS_LOG_BACKLOG))]
+                self._write_batch(batch)
+                self.handler.done += len(batch)
+            if stopping:
+                return
+
+    def _write_batch(self, batch: list[Any]) -> None:
+        formatted: list[str] = []
+        for item in batch:
+            if isinstance(item, logging.LogRecord):  # logged by someone else
+                self._emit(item, 1)
+                continue
+            stamp, line = item
+            when = dt.datetime.fromtimestamp(stamp, dt.UTC)
+            line = {"time": when.isoformat(timespec="milliseconds"), **line}
+            formatted.append(_ENCODE(line))
+        if formatted:
+            self._emit(
+                logging.makeLogRecord(
+                    {
+                        "name": ACCESS_LOGGER,
+                        "msg": "\n".join(formatted),
+                        "levelno": logging.INFO,
+                        "levelname": "INFO",
+                    }
+                ),
+                len(formatted),
+            )
 
     def _emit(self, record: logging.LogRecord, lines: int) -> None:
         try:
@@ -181,14 +199,15 @@ class _AccessLog:
 
     def stop(self) -> None:
         """Write what is queued (for a moment at most: the destination may be stuck)."""
-        with contextlib.suppress(queue.Full):
-            self.handler.queue.put(None, timeout=1)
+        self.stopping.set()
         self.thread.join(timeout=2)
         if not self.thread.is_alive():
             with contextlib.suppress(OSError):
                 self.target.close()
 
 
+#: One encoder for every line (``json.dumps`` with options builds one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 #: Lines the access log may fall behind its destination before it drops new ones.
 ACCESS_LOG_BACKLOG = 10_000
 #: How long the writer lets lines gather before writing them out together.
@@ -233,9 +252,10 @@ def flush_access_log(timeout: float = 5.0) -> None:
     """Wait (at most ``timeout`` s) until every queued access line is written (tests, shutdown)."""
     if _access_log is None:
         return
-    records: Any = _access_log.handler.queue
+    backlog = _access_log.handler
+    target = backlog.last
     deadline = time.monotonic() + timeout
-    while records.unfinished_tasks and time.monotonic() < deadline:
+    while backlog.done < target and time.monotonic() < deadline:
         time.sleep(0.01)
 
 

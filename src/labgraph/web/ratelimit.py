@@ -10,6 +10,7 @@ owns a whole /64. Memory is bounded: the least recently seen clients are forgott
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -24,8 +25,10 @@ from .http import error
 LIMITED_PATHS = frozenset({"/sparql", "/sparql/"})
 
 
+@functools.lru_cache(maxsize=16384)
 def client_key(host: str | None) -> str:
-    """The address a bucket belongs to: IPv4 as is, IPv6 by its /64 prefix."""
+    """The address a bucket belongs to: IPv4 as is, IPv6 by its /64 prefix (memoised: parsing
+    an address costs more than the rest of a replayed answer)."""
     if not host:
         return "unknown"
     try:
