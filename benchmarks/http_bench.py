@@ -11,7 +11,7 @@ labgraph runs as users run it (``labgraph serve``, deadlines, worker processes, 
 logs, answer cache), the per-client rate limit included but set too high to refuse the one load
 generator on 127.0.0.1. The Python peers run on the same uvicorn stack as labgraph (httptools,
 uvloop), so that a ratio measures the application, not the HTTP parser.
-``--no-cache`` turns the answer cache off, so that every query reaches a worker.
+``--no-cache`` turns the answer caches off (replay included), so that every query reaches a worker.
 Load is made by ``wrk`` (Debian package, C) with a Lua script cycling through the request mix;
 the figure is requests per second, and the ratios are what to read (2 shared cores: noisy).
 
@@ -198,7 +198,7 @@ def main() -> int:
     parser.add_argument(
         "--no-cache",
         action="store_true",
-        help="turn labgraph's answer cache off (every query reaches a worker)",
+        help="turn labgraph's answer caches off, replay included (every query reaches a worker)",
     )
     args = parser.parse_args()
     seconds = 3 if args.quick else args.seconds
