@@ -146,6 +146,16 @@ def test_both_engines_report_the_same_violations(name: str) -> None:
     assert signature(mutated, "sparql") == expected
 
 
+def test_a_store_in_memory_reports_what_the_store_on_disk_reports() -> None:
+    """Builds validate small graphs in memory (``build_memory_triples``), large ones on disk."""
+    for name in sorted(MUTATIONS):
+        remove, add = MUTATIONS[name]
+        on_disk = with_triples(mini(), remove, add)
+        in_memory = graph_of(read_triples(on_disk.nt), on_disk.subjects, memory_triples=10**9)
+        assert not on_disk.in_memory and in_memory.in_memory
+        assert signature(in_memory, "sparql") == signature(on_disk, "sparql"), name
+
+
 def test_ill_typed_literals_violate_datatype_as_the_spec_says() -> None:
     """SHACL: a literal whose lexical form is not valid for its datatype violates sh:datatype.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -143,14 +144,18 @@ class Mapped:
         parts: Iterable[str],
         *,
         owned: tempfile.TemporaryDirectory[str] | None = None,
+        memory_triples: int = 0,
     ) -> None:
         self.folder = folder
+        #: Up to this many triples, :meth:`store` is in memory rather than on disk.
+        self.memory_triples = memory_triples
         self.triples = triples  # how many (distinct) triples
         self.subjects = subjects
         self.columns = column_index()
         self.types = tuple(sorted(parts))  # record types with at least one triple
         self._owned = owned
         self._store: ox.Store | None = None
+        self._store_lock = threading.Lock()
 
     @property
     def nt(self) -> Path:
@@ -167,21 +172,40 @@ class Mapped:
     BULK_CHUNK = 32 << 20
 
     def store(self) -> ox.Store:
-        """The graph in a pyoxigraph store on disk, bulk-loaded from :attr:`nt` on first use."""
-        if self._store is None:
-            store = ox.Store(str(self.folder / "store"))
-            with open(self.nt, "rb") as fh:
-                rest = b""
-                while block := fh.read(self.BULK_CHUNK):
-                    data = rest + block
-                    cut = data.rfind(b"\n") + 1  # whole lines: each N-Triples line stands alone
-                    rest = data[cut:]
-                    if cut:
-                        store.bulk_load(data[:cut], format=ox.RdfFormat.N_TRIPLES)
-                if rest:
-                    store.bulk_load(rest, format=ox.RdfFormat.N_TRIPLES)
-            self._store = store
-        return self._store
+        """The graph in a pyoxigraph store, loaded from :attr:`nt` on first use (thread-safe).
+
+        In memory when the graph has at most :attr:`memory_triples` triples: SPARQL there runs
+        3–4× faster than over RocksDB, for about 400 bytes a triple. Larger graphs go to a store
+        on disk, bulk-loaded a chunk at a time, so that memory stays flat.
+        """
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._load()
+            return self._store
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether :meth:`store` holds the graph in memory."""
+        return self.triples <= self.memory_triples
+
+    def _load(self) -> ox.Store:
+        if self.in_memory:
+            # Store.load of a memory store beats bulk_load there (no sorted runs to merge).
+            store = ox.Store()
+            store.load(path=str(self.nt), format=ox.RdfFormat.N_TRIPLES)
+            return store
+        store = ox.Store(str(self.folder / "store"))
+        with open(self.nt, "rb") as fh:
+            rest = b""
+            while block := fh.read(self.BULK_CHUNK):
+                data = rest + block
+                cut = data.rfind(b"\n") + 1  # whole lines: each N-Triples line stands alone
+                rest = data[cut:]
+                if cut:
+                    store.bulk_load(data[:cut], format=ox.RdfFormat.N_TRIPLES)
+            if rest:
+                store.bulk_load(rest, format=ox.RdfFormat.N_TRIPLES)
+        return store
 
     def column_for(self, record: Origin, predicate: str) -> str | None:
         return self.columns.get((record.type, predicate))
@@ -363,10 +387,12 @@ def map_records(
     schemes: Mapping[str, Mapping[str, Concept]],
     *,
     folder: Path | None = None,
+    memory_triples: int = 0,
 ) -> Mapped:
     """The whole graph of ``records``, written sorted and duplicate-free to ``folder`` (a working
     folder created here and removed by :meth:`Mapped.close`; default: a private temporary folder):
-    deterministic, and never more than one record's triples in memory.
+    deterministic, and never more than one record's triples in memory. Its :meth:`Mapped.store`
+    is in memory up to ``memory_triples`` triples.
 
     Subjects are visited in the order of their N-Triples lines; each record's bundle is mapped,
     sorted and written when its turn comes, then dropped.
@@ -402,11 +428,17 @@ def map_records(
             out.group(lines, type_)
     finally:
         out.close()
-    return Mapped(path, out.triples, subjects, out.parts, owned=owned)
+    return Mapped(
+        path, out.triples, subjects, out.parts, owned=owned, memory_triples=memory_triples
+    )
 
 
 def graph_of(
-    triples: Iterable[ox.Triple], subjects: Mapping[str, Origin], *, folder: Path | None = None
+    triples: Iterable[ox.Triple],
+    subjects: Mapping[str, Origin],
+    *,
+    folder: Path | None = None,
+    memory_triples: int = 0,
 ) -> Mapped:
     """Any set of triples as a :class:`Mapped` graph on disk (tests, tools): sorted, no duplicate.
 
@@ -433,6 +465,7 @@ def graph_of(
         {iri: Origin(o.type, o.file, o.line) for iri, o in subjects.items()},
         out.parts,
         owned=owned,
+        memory_triples=memory_triples,
     )
 
 

@@ -3,10 +3,10 @@
 A result about ``<…/id/lab/ti-lab>`` and ``org:unitOf`` becomes
 ``data/labs.csv:6: column "hosts": A lab must be hosted by at least one institution…`` so that
 the person who edits the spreadsheet knows what to fix. The default engine runs the shapes
-compiled to SPARQL (:mod:`labgraph.shacl_sparql`) against the mapped graph's pyoxigraph store on
-disk, so validating does not hold the graph in Python memory; pyshacl, the reference, parses the
-graph into an rdflib graph in memory. Only the small per-subject index (IRI → type, file, line)
-is needed to trace a result.
+compiled to SPARQL (:mod:`labgraph.shacl_sparql`) against the mapped graph's pyoxigraph store (in
+memory up to ``build_memory_triples``, on disk above), so validating never holds the graph as
+Python objects; pyshacl, the reference, parses the graph into an rdflib graph in memory. Only the
+small per-subject index (IRI → type, file, line) is needed to trace a result.
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def validate(
 ) -> Report:
     """Validate ``mapped`` against the shapes; ``focus`` limits which subjects are checked.
 
-    ``engine="sparql"`` runs the shapes compiled to SPARQL on the graph's pyoxigraph store on
-    disk, its checks on ``jobs`` threads (fast, and memory stays bounded; falls back to pyshacl
+    ``engine="sparql"`` runs the shapes compiled to SPARQL on the graph's pyoxigraph store
+    (:meth:`Mapped.store`), its checks on ``jobs`` threads (fast; falls back to pyshacl
     if the shapes use a feature the compiler does not know); ``"pyshacl"`` is the reference
     implementation, over the whole graph parsed into an rdflib graph in memory.
     """
