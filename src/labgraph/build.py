@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,20 @@ class _Plan:
         outcome.validated = len(outcome.fingerprints) if self.focus is None else len(self.focus)
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while records are read and mapped: they make millions of
+    objects and no garbage cycles, and every full collection walks all of them (100k labs:
+    read and map 32 s → 27 s)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _map(
     settings: Settings,
     *,
@@ -134,22 +149,23 @@ def _map(
     for path, what in ((settings.ontology, "ontology"), (settings.shapes, "shapes")):
         if not path.is_file():
             return Outcome([Problem(str(path), 0, None, f"{what} file not found")]), None
-    progress("reading records")
-    schemes = load_schemes(settings.ontology)
-    choices = {name: frozenset(concepts) for name, concepts in schemes.items()}
-    recs = records_mod.read(settings.data_dir, choices)
-    if recs.problems:
-        return Outcome(list(recs.problems), records=recs), None
-    progress(f"mapping {len(recs.records)} records")
-    minter = Minter(settings.base)
-    mapped = map_records(
-        recs.records,
-        minter,
-        schemes,
-        folder=workdir,
-        memory_triples=settings.build_memory_triples,
-    )
-    fingerprints = record_fingerprints(recs, minter, settings)
+    with _no_cycle_collection():
+        progress("reading records")
+        schemes = load_schemes(settings.ontology)
+        choices = {name: frozenset(concepts) for name, concepts in schemes.items()}
+        recs = records_mod.read(settings.data_dir, choices)
+        if recs.problems:
+            return Outcome(list(recs.problems), records=recs), None
+        progress(f"mapping {len(recs.records)} records")
+        minter = Minter(settings.base)
+        mapped = map_records(
+            recs.records,
+            minter,
+            schemes,
+            folder=workdir,
+            memory_triples=settings.build_memory_triples,
+        )
+        fingerprints = record_fingerprints(recs, minter, settings)
     n_records = len(recs.records)
     kept = recs if keep_records else None
     del recs
