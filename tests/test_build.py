@@ -251,6 +251,8 @@ def test_shacl_violation_is_traced_to_its_record(mini: Path) -> None:
     assert result.returncode == 1
     assert 'events.csv:3: column "start": An event cannot end before it starts.' in result.stderr
     assert current(mini.parent / "releases") is None
+    # the dumps written while validating went with their staging folder
+    assert not (mini.parent / "releases").exists()
 
 
 def test_validate_formats(mini: Path) -> None:
@@ -337,3 +339,6 @@ def test_incremental_validation_checks_only_changed_records_and_their_dependents
     broken = build(settings)
     assert not broken.ok and broken.validated == 1
     assert 'column "start"' in str(broken.problems[0])
+    releases = mini.parent / "releases"
+    assert current(releases).id == full.release.id  # type: ignore[union-attr]
+    assert [p.name for p in releases.iterdir() if p.name.startswith(".")] == []

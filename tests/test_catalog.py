@@ -24,6 +24,7 @@ from rdflib.namespace import DCTERMS, RDF, SH
 
 from labgraph import catalog, formats, settings
 from labgraph.build import build
+from labgraph.mapping import read_triples
 from labgraph.release import DUMP_NAMES, Release
 
 REPO = Path(__file__).resolve().parents[1]
@@ -570,6 +571,62 @@ def test_temporal_extent_covers_whole_years_and_months() -> None:
     # an impossible date (30 February) says nothing about the extent
     assert (part.start, part.end) == (dt.date(2014, 1, 1), dt.date(2024, 2, 29))
     assert stats.by_type["lab"].start is None
+
+
+def test_statistics_in_python_equal_the_sparql_aggregates(tmp_path: Path) -> None:
+    """Large builds count the graph in one pass in Python (graph_stats_nt), small ones with
+    SPARQL over a store in memory (graph_stats): both must say the same."""
+    from labgraph.build import _map
+    from labgraph.mapping import graph_of
+
+    s = settings.load(data_dir=REPO / "data", base=BASE)
+    outcome, _ = _map(s, progress=lambda _: None, full=True, workdir=None, keep_records=False)
+    assert outcome.mapped is not None
+    extra = [
+        ox.Triple(ox.NamedNode(f"{BASE}/id/event/e{i}"), ox.NamedNode(p), o)
+        for i, (p, o) in enumerate(
+            (
+                (
+                    "https://schema.org/startDate",
+                    ox.Literal("2014", datatype=ox.NamedNode(f"{XSD}gYear")),
+                ),
+                (
+                    "https://schema.org/endDate",
+                    ox.Literal("2023-02-30", datatype=ox.NamedNode(f"{XSD}date")),
+                ),
+                (
+                    "http://purl.org/dc/terms/date",
+                    ox.Literal("1999-12", datatype=ox.NamedNode(f"{XSD}gYearMonth")),
+                ),
+                (
+                    "http://purl.org/dc/terms/spatial",
+                    ox.NamedNode("http://id.insee.fr/geo/region/11"),
+                ),
+                (
+                    "http://purl.org/dc/terms/spatial",
+                    ox.Literal("http://id.insee.fr/geo/region/11"),
+                ),
+                ("http://www.w3.org/1999/02/22-rdf-syntax-ns#type", ox.Literal("not a class")),
+                ("http://example.org/p", ox.Literal('a "quoted" \\ line\nbreak', language="fr")),
+                ("http://example.org/p", ox.NamedNode(f"{BASE}/id/other/x")),
+            )
+        )
+    ]
+    extra.append(
+        ox.Triple(
+            ox.NamedNode(f"{BASE}/id/other/x"),
+            ox.NamedNode("http://example.org/p"),
+            ox.Literal("1"),
+        )
+    )
+    for mapped in (
+        outcome.mapped,
+        graph_of([*read_triples(outcome.mapped.nt), *extra], outcome.mapped.subjects),
+    ):
+        store = ox.Store()
+        store.load(path=str(mapped.nt), format=ox.RdfFormat.N_TRIPLES)
+        assert catalog.graph_stats_nt(mapped.nt, BASE) == catalog.graph_stats(store, BASE)
+        mapped.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from labgraph.iris import Minter
 from labgraph.mapping import Mapped, Origin, graph_of, map_records, read_triples
 from labgraph.records import read
 from labgraph.shacl_sparql import Unsupported, compile_shapes
-from labgraph.validation import validate
+from labgraph.validation import _lines_with, validate
 from labgraph.vocab import expand, load_schemes
 
 from conftest import REPO
@@ -144,6 +144,29 @@ def test_both_engines_report_the_same_violations(name: str) -> None:
     expected = signature(mutated, "pyshacl")
     assert expected, f"{name}: the mutation should break a shape"
     assert signature(mutated, "sparql") == expected
+
+
+def test_a_store_in_memory_reports_what_the_store_on_disk_reports() -> None:
+    """Builds validate small graphs in memory (``build_memory_triples``), large ones on disk."""
+    for name in sorted(MUTATIONS):
+        remove, add = MUTATIONS[name]
+        on_disk = with_triples(mini(), remove, add)
+        in_memory = graph_of(read_triples(on_disk.nt), on_disk.subjects, memory_triples=10**9)
+        assert not on_disk.in_memory and in_memory.in_memory
+        assert signature(in_memory, "sparql") == signature(on_disk, "sparql"), name
+
+
+@pytest.mark.parametrize("budget", [4, 40])
+def test_a_graph_checked_in_slices_reports_what_one_store_reports(budget: int) -> None:
+    """Above ``build_memory_triples``, the graph is checked a slice of subjects at a time, each
+    with the nodes it points to: tiny slices (one or a few subjects) must change nothing."""
+    for name in sorted(MUTATIONS):
+        remove, add = MUTATIONS[name]
+        whole = with_triples(mini(), remove, add)
+        sliced = graph_of(read_triples(whole.nt), whole.subjects, memory_triples=budget)
+        assert not sliced.in_memory and sliced.triples > budget
+        assert _lines_with(sliced.nt, b"subClassOf") is not None  # no fallback to one store
+        assert signature(sliced, "sparql") == signature(whole, "sparql"), name
 
 
 def test_ill_typed_literals_violate_datatype_as_the_spec_says() -> None:

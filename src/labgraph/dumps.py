@@ -11,7 +11,7 @@ their subject ids. Memory stays bounded by one subject's triples plus an index o
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from . import formats, jsonld
@@ -22,12 +22,24 @@ WHOLE = "labgraph"
 CHUNK = 1 << 20
 
 
-def write_dumps(stage: Staging, mapped: Mapped, prefixes: Mapping[str, str]) -> None:
-    """Write the 7 dumps × 4 formats (+ .gz) of ``mapped`` into ``stage``."""
+def write_dumps(
+    stage: Staging,
+    mapped: Mapped,
+    prefixes: Mapping[str, str],
+    *,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Write the 7 dumps × 4 formats (+ .gz) of ``mapped`` into ``stage``.
+
+    ``stop`` is asked before each dump: when it answers True (the graph being validated
+    meanwhile turned out invalid), the rest is not written.
+    """
     parts: list[tuple[str, Path, str | None]] = [(WHOLE, mapped.nt, None)]
     parts += [(DUMP_NAMES[t], mapped.part(t), t) for t in mapped.types]
     nodes = _Nodes(mapped)
     for name, path, type_ in parts:
+        if stop():
+            return
         with (
             stage.open(
                 [

@@ -11,9 +11,13 @@ column name.
 
 from __future__ import annotations
 
+import bisect
+import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -143,14 +147,20 @@ class Mapped:
         parts: Iterable[str],
         *,
         owned: tempfile.TemporaryDirectory[str] | None = None,
+        memory_triples: int = 0,
+        index: SubjectIndex | None = None,
     ) -> None:
         self.folder = folder
+        self.index = index
+        #: Up to this many triples, :meth:`store` is in memory rather than on disk.
+        self.memory_triples = memory_triples
         self.triples = triples  # how many (distinct) triples
         self.subjects = subjects
         self.columns = column_index()
         self.types = tuple(sorted(parts))  # record types with at least one triple
         self._owned = owned
         self._store: ox.Store | None = None
+        self._store_lock = threading.Lock()
 
     @property
     def nt(self) -> Path:
@@ -167,21 +177,74 @@ class Mapped:
     BULK_CHUNK = 32 << 20
 
     def store(self) -> ox.Store:
-        """The graph in a pyoxigraph store on disk, bulk-loaded from :attr:`nt` on first use."""
-        if self._store is None:
-            store = ox.Store(str(self.folder / "store"))
-            with open(self.nt, "rb") as fh:
-                rest = b""
-                while block := fh.read(self.BULK_CHUNK):
-                    data = rest + block
-                    cut = data.rfind(b"\n") + 1  # whole lines: each N-Triples line stands alone
-                    rest = data[cut:]
-                    if cut:
-                        store.bulk_load(data[:cut], format=ox.RdfFormat.N_TRIPLES)
-                if rest:
-                    store.bulk_load(rest, format=ox.RdfFormat.N_TRIPLES)
-            self._store = store
-        return self._store
+        """The graph in a pyoxigraph store, loaded from :attr:`nt` on first use (thread-safe).
+
+        In memory when the graph has at most :attr:`memory_triples` triples: SPARQL there runs
+        3–4× faster than over RocksDB, for about 400 bytes a triple. Larger graphs go to a store
+        on disk, bulk-loaded a chunk at a time, so that memory stays flat.
+        """
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._load()
+            return self._store
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether :meth:`store` holds the graph in memory."""
+        return self.triples <= self.memory_triples
+
+    def _load(self) -> ox.Store:
+        if self.in_memory:
+            # Store.load of a memory store beats bulk_load there (no sorted runs to merge).
+            store = ox.Store()
+            store.load(path=str(self.nt), format=ox.RdfFormat.N_TRIPLES)
+            return store
+        store = ox.Store(str(self.folder / "store"))
+        with open(self.nt, "rb") as fh:
+            rest = b""
+            while block := fh.read(self.BULK_CHUNK):
+                data = rest + block
+                cut = data.rfind(b"\n") + 1  # whole lines: each N-Triples line stands alone
+                rest = data[cut:]
+                if cut:
+                    store.bulk_load(data[:cut], format=ox.RdfFormat.N_TRIPLES)
+            if rest:
+                store.bulk_load(rest, format=ox.RdfFormat.N_TRIPLES)
+        return store
+
+    def slices(self, max_triples: int) -> Iterator[tuple[bytes, list[str]]]:
+        """The whole graph a slice at a time: (N-Triples of whole subjects, their keys), each
+        slice of at most ``max_triples`` lines unless one subject alone has more."""
+        index = self.index
+        if index is None:
+            raise ValueError("this graph has no subject index")
+        n = len(index.keys)
+        with open(self.nt, "rb") as fh:
+            start = 0
+            while start < n:
+                end = start + 1
+                limit = index.lines[start] + max(max_triples, 1)
+                while end < n and index.lines[end + 1] <= limit:
+                    end += 1
+                data = os.pread(
+                    fh.fileno(), index.bytes[end] - index.bytes[start], index.bytes[start]
+                )
+                yield data, index.keys[start:end]
+                start = end
+
+    def lines_about(self, keys: Iterable[str]) -> bytes:
+        """The N-Triples lines of the subjects whose keys are given (none for unknown keys)."""
+        index = self.index
+        if index is None:
+            raise ValueError("this graph has no subject index")
+        out = []
+        with open(self.nt, "rb") as fh:
+            for key in keys:
+                i = index.find(key)
+                if i is not None:
+                    size = index.bytes[i + 1] - index.bytes[i]
+                    out.append(os.pread(fh.fileno(), size, index.bytes[i]))
+        return b"".join(out)
 
     def column_for(self, record: Origin, predicate: str) -> str | None:
         return self.columns.get((record.type, predicate))
@@ -333,6 +396,30 @@ def _key(term: object) -> str:
     return f"{term} "
 
 
+class SubjectIndex:
+    """Where each subject's lines are in the whole-graph file: its key (``"<iri> "``, the start
+    of each of its lines), in file order, with the offsets of its lines and of its bytes.
+
+    Lets a large graph be validated a slice at a time, each slice with the subjects its
+    triples point to (:meth:`Mapped.slices`). Two flat arrays and the keys: ~100 bytes a subject.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.lines = array("q", [0])  # line offset of each subject, then the total
+        self.bytes = array("q", [0])  # byte offset of each subject, then the total
+
+    def add(self, key: str, lines: int, size: int) -> None:
+        self.keys.append(key)
+        self.lines.append(self.lines[-1] + lines)
+        self.bytes.append(self.bytes[-1] + size)
+
+    def find(self, key: str) -> int | None:
+        """The position of the subject whose lines start with ``key``, if it has any."""
+        i = bisect.bisect_left(self.keys, key)
+        return i if i < len(self.keys) and self.keys[i] == key else None
+
+
 class _Writer:
     """Sorted groups of N-Triples lines → the whole-graph file and each record type's file."""
 
@@ -341,9 +428,11 @@ class _Writer:
         self.whole: IO[bytes] = open(mapped_folder / "graph.nt", "wb")  # noqa: SIM115
         self.parts: dict[str, IO[bytes]] = {}
         self.triples = 0
+        self.index = SubjectIndex()
 
-    def group(self, lines: set[str], type_: str | None) -> None:
+    def group(self, key: str, lines: set[str], type_: str | None) -> None:
         data = "".join(sorted(lines)).encode("utf-8")
+        self.index.add(key, len(lines), len(data))
         self.triples += len(lines)
         self.whole.write(data)
         if type_ is not None:
@@ -363,10 +452,12 @@ def map_records(
     schemes: Mapping[str, Mapping[str, Concept]],
     *,
     folder: Path | None = None,
+    memory_triples: int = 0,
 ) -> Mapped:
     """The whole graph of ``records``, written sorted and duplicate-free to ``folder`` (a working
     folder created here and removed by :meth:`Mapped.close`; default: a private temporary folder):
-    deterministic, and never more than one record's triples in memory.
+    deterministic, and never more than one record's triples in memory. Its :meth:`Mapped.store`
+    is in memory up to ``memory_triples`` triples.
 
     Subjects are visited in the order of their N-Triples lines; each record's bundle is mapped,
     sorted and written when its turn comes, then dropped.
@@ -399,14 +490,26 @@ def map_records(
                     type_ = rec.type
                     lines.update(f"{t} .\n" for t in mapper.record(rec))
                 i += 1
-            out.group(lines, type_)
+            out.group(key, lines, type_)
     finally:
         out.close()
-    return Mapped(path, out.triples, subjects, out.parts, owned=owned)
+    return Mapped(
+        path,
+        out.triples,
+        subjects,
+        out.parts,
+        owned=owned,
+        memory_triples=memory_triples,
+        index=out.index,
+    )
 
 
 def graph_of(
-    triples: Iterable[ox.Triple], subjects: Mapping[str, Origin], *, folder: Path | None = None
+    triples: Iterable[ox.Triple],
+    subjects: Mapping[str, Origin],
+    *,
+    folder: Path | None = None,
+    memory_triples: int = 0,
 ) -> Mapped:
     """Any set of triples as a :class:`Mapped` graph on disk (tests, tools): sorted, no duplicate.
 
@@ -424,7 +527,7 @@ def graph_of(
     out = _Writer(path)
     try:
         for key in sorted(groups):
-            out.group(groups[key], type_of.get(key))
+            out.group(key, groups[key], type_of.get(key))
     finally:
         out.close()
     return Mapped(
@@ -433,6 +536,8 @@ def graph_of(
         {iri: Origin(o.type, o.file, o.line) for iri, o in subjects.items()},
         out.parts,
         owned=owned,
+        memory_triples=memory_triples,
+        index=out.index,
     )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,10 +72,13 @@ class Sink:
 
     Sizes and SHA-256 digests are computed as the bytes go by, and the copy is compressed once
     however many names share the content (``labgraph.nt`` and ``labgraph.nq``), so a dump never
-    has to be held in memory.
+    has to be held in memory. Hashing, compressing and writing happen on a thread of their own,
+    a megabyte at a time and in order (zlib and hashlib release the GIL on such buffers): the
+    thread that produces the bytes — Python serialising a dump — is not slowed by them.
     """
 
     BUFFER = 1 << 20
+    QUEUED = 4  # buffers waiting for the writer thread at most: memory stays bounded
 
     def __init__(self, targets: list[Path], gz_targets: list[Path]) -> None:
         self._files = [open(t, "wb") for t in targets]  # noqa: SIM115
@@ -85,6 +90,10 @@ class Sink:
         self._sha = hashlib.sha256()
         self._gz_sha = hashlib.sha256()
         self._gz = _gzipper() if gz_targets else None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="labgraph-sink", daemon=True)
+        self._thread.start()
 
     def write(self, data: bytes) -> int:
         self._pending.append(bytes(data))
@@ -98,6 +107,20 @@ class Sink:
             return
         data = b"".join(self._pending)
         self._pending, self._pending_size = [], 0
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking buffers so that the producer never blocks
+            try:
+                self._consume(data)
+            except BaseException as err:  # re-raised in the producer's thread
+                self._error = err
+
+    def _consume(self, data: bytes) -> None:
         self.size += len(data)
         self._sha.update(data)
         for fh in self._files:
@@ -112,9 +135,17 @@ class Sink:
             for fh in self._gz_files:
                 fh.write(packed)
 
+    def _join(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
     def finish(self) -> tuple[tuple[int, str], tuple[int, str] | None]:
         """Flush everything to disk; (bytes, sha256) of the content and of its .gz copy."""
         self._flush()
+        self._join()
+        if self._error is not None:
+            raise self._error
         if self._gz is not None:
             self._write_gz(self._gz.flush())
         for fh in (*self._files, *self._gz_files):
@@ -125,6 +156,7 @@ class Sink:
         return (self.size, self._sha.hexdigest()), gz
 
     def close(self) -> None:
+        self._join()
         for fh in (*self._files, *self._gz_files):
             fh.close()
 

@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         "spdx:checksum (xsd:hexBinary). Off by default: data.gouv.fr's harvester (udata 17.18) "
         "rejects every dataset that has one (docs/harvesters.md).",
     )
+    build_memory_triples: int = Field(
+        1_000_000,
+        ge=0,
+        description="Build time: a graph of up to this many triples is validated and counted in a "
+        "pyoxigraph store in memory (about 400 bytes a triple, several times faster); a larger "
+        "one in a store on disk, so that a build's memory stays flat (0: always on disk).",
+    )
     reload_interval: float = Field(
         2.0,
         ge=0,

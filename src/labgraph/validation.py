@@ -3,10 +3,10 @@
 A result about ``<…/id/lab/ti-lab>`` and ``org:unitOf`` becomes
 ``data/labs.csv:6: column "hosts": A lab must be hosted by at least one institution…`` so that
 the person who edits the spreadsheet knows what to fix. The default engine runs the shapes
-compiled to SPARQL (:mod:`labgraph.shacl_sparql`) against the mapped graph's pyoxigraph store on
-disk, so validating does not hold the graph in Python memory; pyshacl, the reference, parses the
-graph into an rdflib graph in memory. Only the small per-subject index (IRI → type, file, line)
-is needed to trace a result.
+compiled to SPARQL (:mod:`labgraph.shacl_sparql`) against the mapped graph's pyoxigraph store (in
+memory up to ``build_memory_triples``, on disk above), so validating never holds the graph as
+Python objects; pyshacl, the reference, parses the graph into an rdflib graph in memory. Only the
+small per-subject index (IRI → type, file, line) is needed to trace a result.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import rdflib
 
 from .mapping import Mapped
 from .records import Problem
-from .shacl_sparql import Unsupported, compile_shapes
+from .shacl_sparql import Check, Unsupported, compile_shapes
 from .shacl_sparql import run as run_checks
 from .vocab import expand
 
@@ -132,8 +132,8 @@ def validate(
 ) -> Report:
     """Validate ``mapped`` against the shapes; ``focus`` limits which subjects are checked.
 
-    ``engine="sparql"`` runs the shapes compiled to SPARQL on the graph's pyoxigraph store on
-    disk, its checks on ``jobs`` threads (fast, and memory stays bounded; falls back to pyshacl
+    ``engine="sparql"`` runs the shapes compiled to SPARQL on the graph's pyoxigraph store
+    (:meth:`Mapped.store`), its checks on ``jobs`` threads (fast; falls back to pyshacl
     if the shapes use a feature the compiler does not know); ``"pyshacl"`` is the reference
     implementation, over the whole graph parsed into an rdflib graph in memory.
     """
@@ -143,7 +143,10 @@ def validate(
         except Unsupported as err:
             log.warning("shapes not compilable to SPARQL (%s): validating with pyshacl", err)
         else:
-            raw = run_checks(checks, mapped.store(), jobs=jobs)
+            if mapped.in_memory or not mapped.memory_triples or mapped.index is None:
+                raw = run_checks(checks, mapped.store(), jobs=jobs)
+            else:
+                raw = _run_in_slices(checks, mapped, jobs=jobs)
             if focus is not None:
                 wanted = set(focus)
                 raw = [r for r in raw if r["focus"] in wanted]
@@ -151,6 +154,58 @@ def validate(
     elif engine != "pyshacl":
         raise ValueError(f"unknown validation engine {engine!r}; use one of {ENGINES}")
     return _validate_pyshacl(mapped, shapes, focus=focus)
+
+
+RDFS_SUBCLASSOF = expand("rdfs:subClassOf")
+
+
+def _run_in_slices(
+    checks: list[Check], mapped: Mapped, *, jobs: int
+) -> list[dict[str, str | None]]:
+    """The checks of a graph too large for one store in memory, run a slice at a time.
+
+    Each slice of subjects goes into its own store in memory, with every triple about the
+    nodes its triples point to and every rdfs:subClassOf triple: what a compiled check reads
+    about a focus node (its triples, its targets' classes, and the types and triples of its
+    values; see :mod:`labgraph.shacl_sparql`). Only results about the slice's own subjects are
+    kept, so each subject is checked once, with everything its shapes look at. Much faster
+    than a store on disk, in bounded memory (a quarter of ``build_memory_triples`` triples a
+    slice, plus the nodes they point to). A graph with blank nodes (never mapped from records)
+    is checked on the store on disk instead, as blank node labels do not cross stores.
+    """
+    classes = _lines_with(mapped.nt, f" <{RDFS_SUBCLASSOF}> ".encode())
+    if classes is None:
+        return run_checks(checks, mapped.store(), jobs=jobs)
+    out: list[dict[str, str | None]] = []
+    pointed = "SELECT DISTINCT ?o WHERE { ?s ?p ?o FILTER isIRI(?o) }"
+    for data, keys in mapped.slices(max(mapped.memory_triples // 4, 1)):
+        store = ox.Store()
+        store.load(data + classes, format=ox.RdfFormat.N_TRIPLES)
+        inside = set(keys)
+        outside = {f"<{row['o'].value}> " for row in store.query(pointed)} - inside  # type: ignore[union-attr]
+        if outside:
+            store.load(mapped.lines_about(sorted(outside)), format=ox.RdfFormat.N_TRIPLES)
+        focus = {key[1:-2] for key in inside}
+        out.extend(r for r in run_checks(checks, store, jobs=jobs) if r["focus"] in focus)
+    return out
+
+
+def _lines_with(path: Path, needle: bytes) -> bytes | None:
+    """Every line of ``path`` that holds ``needle``; None if the file has a blank node."""
+    found = []
+    with open(path, "rb") as fh:
+        rest = b""
+        while block := fh.read(32 << 20):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            if b"_:" in data:
+                return None
+            if needle in data:
+                found.extend(line + b"\n" for line in data.split(b"\n") if needle in line)
+        if rest:
+            return None  # not whole lines: not a graph of this module
+    return b"".join(found)
 
 
 def _result_order(r: Result) -> tuple[str, int, str, str, str, str, str]:
