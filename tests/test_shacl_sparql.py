@@ -12,7 +12,7 @@ from labgraph.iris import Minter
 from labgraph.mapping import Mapped, Origin, graph_of, map_records, read_triples
 from labgraph.records import read
 from labgraph.shacl_sparql import Unsupported, compile_shapes
-from labgraph.validation import _lines_with, validate
+from labgraph.validation import _iri_objects, _lines_with, validate
 from labgraph.vocab import expand, load_schemes
 
 from conftest import REPO
@@ -167,6 +167,25 @@ def test_a_graph_checked_in_slices_reports_what_one_store_reports(budget: int) -
         assert not sliced.in_memory and sliced.triples > budget
         assert _lines_with(sliced.nt, b"subClassOf") is not None  # no fallback to one store
         assert signature(sliced, "sparql") == signature(whole, "sparql"), name
+
+
+def test_the_nodes_a_slice_points_to_are_every_iri_object() -> None:
+    """Slices pull in the nodes their triples point to, found by a regular expression over the
+    N-Triples bytes: the same set as a SPARQL query for every IRI object, on a graph with every
+    kind of object (IRIs, language strings, typed literals ending in an IRI, escapes)."""
+    mapped = mini()
+    data = mapped.nt.read_bytes()
+    data += (
+        b'<http://e.x/s> <http://e.x/p> "a \\"quoted\\" <http://e.x/not> ."@fr .\n'
+        b'<http://e.x/s> <http://e.x/p> "2020"^^<http://www.w3.org/2001/XMLSchema#gYear> .\n'
+        b"<http://e.x/s> <http://e.x/p> <http://e.x/caf\xc3\xa9> .\n"
+    )
+    store = ox.Store()
+    store.load(data, format=ox.RdfFormat.N_TRIPLES)
+    query = "SELECT DISTINCT ?o WHERE { ?s ?p ?o FILTER isIRI(?o) }"
+    expected = {f"<{row['o'].value}> " for row in store.query(query)}  # type: ignore[union-attr]
+    assert len(expected) > 10
+    assert _iri_objects(data) == expected
 
 
 def test_ill_typed_literals_violate_datatype_as_the_spec_says() -> None:
