@@ -115,12 +115,11 @@ class ResponseCache:
             self.cache.clear()
             self._release = release
         answer: _Answer | None = None
-        if release is None:
-            pass
-        elif key not in self.cache:
-            self.cache.get(key)  # counted as a miss
-        elif self.admit is None or self.admit(scope):  # over its quota: the limit answers
-            answer = self.cache.get(key)
+        if release is not None:
+            if key not in self.cache:
+                self.cache.get(key)  # counted as a miss
+            elif self.admit is None or self.admit(scope):  # over its quota: the limit answers
+                answer = self.cache.get(key)
         if answer is not None:
             scope["route"] = answer.route
             if answer.state:
